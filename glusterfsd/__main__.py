@@ -1,0 +1,5 @@
+import sys
+
+from glusterfsd.cli import main
+
+sys.exit(main())
