@@ -34,5 +34,7 @@ if [ "$want_tests" = 1 ]; then
 else
     .venv/bin/python -m pip install -q -e .
 fi
-mkdir -p /srv/gluster/export /var/log/glusterfs /run/gluster
+mkdir -p /srv/gluster/export /var/log/glusterfs /run/gluster /etc/glusterfs
+ln -sf "$PWD/.venv/bin/glusterfs" /usr/local/sbin/glusterfs
+[ -e /etc/glusterfs/nfs.vol ] || cp contrib/nfs.vol /etc/glusterfs/nfs.vol
 echo "setup done: $(.venv/bin/glusterfs --version)"

@@ -1,0 +1,475 @@
+"""gfid -> object index of the export, in GlusterFS's own on-disk layout.
+
+Every object carries its 16-byte gfid in the `trusted.gfid` xattr
+(`user.glusterfs.gfid` where trusted.* cannot be set, e.g. not root).  The
+index lives in `<directory>/.glusterfs`:
+
+* a non-directory (file, symlink, device, fifo, socket) has a HARD LINK at
+  `.glusterfs/xx/yy/<gfid as uuid>` (xx, yy = first two bytes in hex);
+* a directory has a SYMLINK there whose text is
+  `../../xx/yy/<parent gfid>/<name>`: its parent's entry plus its name;
+* the root is `.glusterfs/00/00/00000000-0000-0000-0000-000000000001 -> ../../..`.
+
+Why this design rather than kernel file handles (name_to_handle_at):
+
+1. It is a GlusterFS brick layout.  A directory served here can be added as
+   a brick of a real GlusterFS volume later (the "outgrow one machine" path of
+   the design), and an existing brick can be served here, gfids intact.
+2. Kernel handles are inode number + generation.  Copying the export
+   elsewhere (rsync -aHX, restore from backup) keeps xattrs and hard links
+   but invalidates every stored handle; this index survives it, and heals
+   from the xattrs on lookup when it does not.
+3. It needs no exportable file system and no CAP_DAC_READ_SEARCH, so it
+   also works unprivileged.
+
+Its costs, and how they are met:
+
+* The index hard link inflates st_nlink of non-directories by one; the xlator
+  reports `st_nlink - 1` (`user_nlink`).
+* A renamed directory's symlink must be rewritten (`move_dir`).
+* Resolving a directory walks its ancestors (one readlink + one openat per
+  level, never following a symlink: each step is verified by its gfid xattr);
+  an LRU of O_PATH directory descriptors makes that one fstat per hot
+  directory.  A descriptor follows its inode across renames and fstat shows
+  nlink 0 once the directory is removed, so cached entries never go wrong.
+* Deleting the last user-visible link must delete the index link too, or the
+  gfid would stay resolvable: `drop_if_unlinked`.  A file whose names were all
+  deleted behind our back is an orphan (nlink 1) and resolves to ESTALE.
+
+All index work runs as root (`Identity.as_root`), whatever the caller.
+Changes to one gfid's entry are serialized by striped locks.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat as statmod
+import threading
+import uuid
+from collections import OrderedDict
+
+from glusterfsd.xlator import ROOT_GFID
+from xlators.storage.dir_cache import DirFdCache
+from xlators.storage.gfid_layout import (GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN_DIR, Obj,
+                                         dir_link_text, entry_path, gfid_str, parse_dir_link,
+                                         proc_path, stale)
+from xlators.storage.identity import Identity
+
+MAX_DEPTH = 4096  # a directory chain longer than this is a loop in the index
+_STRIPES = 64
+VERIFIED_MAX = 65536  # entries of the "index entry checked" memo
+_O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class GfidIndex:
+    """Resolves gfids to objects and keeps the `.glusterfs` tree in step."""
+
+    def __init__(self, directory: str, identity: Identity, dir_cache_size: int = 1024):
+        self.directory = directory
+        self.identity = identity
+        self.root_fd = -1
+        self.index_fd = -1
+        self.xattr = GFID_XATTR
+        self._dirs = DirFdCache(dir_cache_size)
+        self._stripes = [threading.RLock() for _ in range(_STRIPES)]
+        # gfid -> (ino, dev, parent, name) of entries checked since start: a
+        # repeated lookup then costs one xattr read and no index syscalls.
+        self._verified: OrderedDict[bytes, tuple] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self.resolved = 0
+        self.healed = 0
+        self.orphans_removed = 0
+
+    # --- setup ------------------------------------------------------------
+    def open(self) -> None:
+        """Open the export, choose the xattr namespace, create the index tree."""
+        with self.identity.as_root():
+            self.root_fd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.xattr = self._choose_xattr_key()
+            root_gfid = self.read_gfid(self.root_fd)
+            if root_gfid is None:
+                os.setxattr(proc_path(self.root_fd), self.xattr, ROOT_GFID, os.XATTR_CREATE)
+            elif root_gfid != ROOT_GFID:
+                raise OSError(errno.EINVAL, f"{self.directory} carries gfid {gfid_str(root_gfid)}, "
+                              "not the root gfid: it lies inside another store (a brick subdirectory?)")
+            try:
+                os.mkdir(HIDDEN_DIR, 0o700, dir_fd=self.root_fd)
+            except FileExistsError:
+                pass
+            self.index_fd = os.open(HIDDEN_DIR, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                    dir_fd=self.root_fd)
+            self._write_dir_link(ROOT_GFID, b"../../..")
+
+    def _choose_xattr_key(self) -> str:
+        """Keep the namespace an existing store uses; else trusted.* when allowed."""
+        path = proc_path(self.root_fd)
+        for key in (GFID_XATTR, GFID_XATTR_FALLBACK):
+            try:
+                os.getxattr(path, key)
+                return key
+            except OSError as err:
+                if err.errno not in (errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM):
+                    raise
+        try:
+            os.setxattr(path, GFID_XATTR, ROOT_GFID, os.XATTR_CREATE)
+            return GFID_XATTR
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES):
+                raise
+        return GFID_XATTR_FALLBACK
+
+    @property
+    def trusted(self) -> bool:
+        return self.xattr == GFID_XATTR
+
+    def close(self) -> None:
+        self._dirs.clear()
+        for fd in (self.index_fd, self.root_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.index_fd = self.root_fd = -1
+
+    @contextlib.contextmanager
+    def locked(self, *gfids: bytes | None):
+        """Serialize index changes for these gfids (stripe locks, fixed order)."""
+        order = sorted({gfid[-1] % _STRIPES for gfid in gfids if gfid})
+        with contextlib.ExitStack() as stack:
+            for slot in order:
+                stack.enter_context(self._stripes[slot])
+            yield
+
+    # --- the gfid xattr ---------------------------------------------------
+    def read_gfid(self, fd: int) -> bytes | None:
+        return self._read_gfid_path(proc_path(fd), follow=True)
+
+    def read_gfid_at(self, dir_fd: int, name: bytes) -> bytes | None:
+        """The gfid of `name` in an open directory, without following it
+        (read as root: neither search permission nor user.* read rights of the
+        caller matter for our own bookkeeping)."""
+        path = proc_path(dir_fd) + b"/" + name
+        if self.trusted:
+            try:
+                return self._read_gfid_path(path, follow=False)
+            except PermissionError:
+                pass  # no search permission on the directory
+        with self.identity.as_root():
+            return self._read_gfid_path(path, follow=False)
+
+    def _read_gfid_path(self, path: bytes, follow: bool) -> bytes | None:
+        try:
+            value = os.getxattr(path, self.xattr, follow_symlinks=follow)
+        except OSError as err:
+            if err.errno in (errno.ENODATA, errno.EOPNOTSUPP):
+                return None
+            if err.errno == errno.EPERM and not self.trusted:
+                return None  # user.* is not allowed on symlinks and devices
+            raise
+        return value if len(value) == 16 else None
+
+    def assign(self, fd: int, gfid: bytes | None = None) -> bytes:
+        """Give the object a gfid if it has none; returns the one it ends up with."""
+        wanted = gfid or uuid.uuid4().bytes
+        with self.identity.as_root():
+            try:
+                os.setxattr(proc_path(fd), self.xattr, wanted, os.XATTR_CREATE)
+                return wanted
+            except FileExistsError:
+                current = self.read_gfid(fd)  # someone else won the race
+                if current is None:
+                    raise
+                return current
+            except OSError as err:
+                if err.errno == errno.EPERM and not self.trusted:
+                    raise OSError(errno.EOPNOTSUPP, "symlinks and device files need trusted.* xattrs "
+                                  "(run as root) to carry a gfid") from None
+                raise
+
+    # --- resolution -------------------------------------------------------
+    def resolve(self, gfid: bytes) -> Obj:
+        """The object of a gfid as an O_PATH descriptor, or ESTALE."""
+        if len(gfid) != 16:
+            raise OSError(errno.EINVAL, f"a gfid is 16 bytes, not {len(gfid)}")
+        gfid = bytes(gfid)
+        self.resolved += 1
+        if gfid == ROOT_GFID:
+            fd = os.dup(self.root_fd)
+            return Obj(gfid, fd, os.fstat(fd))
+        cached = self._cached_dir(gfid)  # no need to be root for a cached descriptor
+        if cached is not None:
+            return cached
+        with self.identity.as_root():
+            return self._resolve(gfid)
+
+    def _resolve(self, gfid: bytes) -> Obj:
+        try:
+            fd = os.open(entry_path(gfid), _O_PATH_NOFOLLOW, dir_fd=self.index_fd)
+        except FileNotFoundError:
+            raise stale(gfid) from None
+        st = os.fstat(fd)
+        if statmod.S_ISLNK(st.st_mode) and self.read_gfid(fd) != gfid:
+            os.close(fd)  # not the object but a directory's symlink entry
+            fd = self._walk(gfid)
+            return Obj(gfid, fd, os.fstat(fd))
+        if st.st_nlink <= 1:
+            os.close(fd)
+            self._remove_orphan(gfid)
+            raise stale(gfid, "all its names were removed")
+        return Obj(gfid, fd, st)
+
+    def _cached_dir(self, gfid: bytes) -> Obj | None:
+        fd = self._dirs.dup(gfid)
+        if fd is None:
+            return None
+        st = os.fstat(fd)
+        if st.st_nlink == 0:
+            os.close(fd)
+            self._dirs.forget(gfid)
+            return None
+        return Obj(gfid, fd, st)
+
+    def _walk(self, gfid: bytes) -> int:
+        """Open a directory by following parent links up to a known directory,
+        then opening each name downwards without following symlinks."""
+        chain: list[tuple[bytes, bytes]] = []
+        current = gfid
+        base = -1
+        for _ in range(MAX_DEPTH):
+            if current == ROOT_GFID:
+                base = os.dup(self.root_fd)
+                break
+            if current != gfid:
+                cached = self._cached_dir(current)
+                if cached is not None:
+                    base = cached.fd
+                    break
+            try:
+                text = os.readlink(entry_path(current), dir_fd=self.index_fd)
+            except FileNotFoundError:
+                raise stale(gfid, f"ancestor {gfid_str(current)} has no index entry") from None
+            except OSError as err:
+                if err.errno == errno.EINVAL:  # a hard link: an ancestor that is not a directory
+                    raise stale(gfid, "index names a non-directory as parent") from None
+                raise
+            parsed = parse_dir_link(text)
+            if parsed is None:
+                raise OSError(errno.EIO, f"index entry of {gfid_str(current)} points at the root")
+            chain.append((current, parsed[1]))
+            current = parsed[0]
+        else:
+            raise OSError(errno.ELOOP, f"index chain of {gfid_str(gfid)} is deeper than {MAX_DEPTH}")
+        for step_gfid, name in reversed(chain):
+            try:
+                fd = os.open(name, _O_PATH_NOFOLLOW | os.O_DIRECTORY, dir_fd=base)
+            except (FileNotFoundError, NotADirectoryError):
+                raise stale(gfid, "its path changed behind the server's back") from None
+            finally:
+                os.close(base)
+            base = fd
+            if self.read_gfid(fd) != step_gfid:
+                os.close(fd)
+                raise stale(gfid, "a different directory now has its name")
+            self._dirs.put(step_gfid, fd)
+        return base
+
+    def parent_of_dir(self, gfid: bytes) -> bytes:
+        """A directory's parent gfid, from its index link (the root's is the root)."""
+        if gfid == ROOT_GFID:
+            return ROOT_GFID
+        with self.identity.as_root():
+            try:
+                parsed = parse_dir_link(os.readlink(entry_path(gfid), dir_fd=self.index_fd))
+            except FileNotFoundError:
+                raise stale(gfid) from None
+        return ROOT_GFID if parsed is None else parsed[0]
+
+    # --- keeping the index in step ----------------------------------------
+    def _mkdirs_for(self, gfid: bytes) -> None:
+        text = gfid_str(gfid).encode()
+        for sub in (text[0:2], text[0:2] + b"/" + text[2:4]):
+            try:
+                os.mkdir(sub, 0o700, dir_fd=self.index_fd)
+            except FileExistsError:
+                pass
+
+    def add_nondir(self, gfid: bytes, fd: int) -> None:
+        """Hard-link the object open as `fd` under its gfid (fresh objects)."""
+        with self.identity.as_root(), self.locked(gfid):
+            try:
+                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
+                        follow_symlinks=True)
+            except FileNotFoundError:  # first entry under this xx/yy
+                self._mkdirs_for(gfid)
+                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
+                        follow_symlinks=True)
+
+    def add_dir(self, gfid: bytes, parent: bytes, name: bytes) -> None:
+        with self.identity.as_root(), self.locked(gfid):
+            self._write_dir_link(gfid, dir_link_text(parent, name))
+
+    def move_dir(self, gfid: bytes, parent: bytes, name: bytes) -> None:
+        """A directory was renamed: point its entry at the new parent and name."""
+        self._unverify(gfid)
+        self.add_dir(gfid, parent, name)
+
+    def _write_dir_link(self, gfid: bytes, text: bytes) -> None:
+        """Create or atomically replace a directory's symlink entry."""
+        path = entry_path(gfid)
+        try:
+            if os.readlink(path, dir_fd=self.index_fd) == text:
+                return
+        except FileNotFoundError:
+            try:
+                os.symlink(text, path, dir_fd=self.index_fd)
+                return
+            except FileNotFoundError:
+                self._mkdirs_for(gfid)
+            except FileExistsError:
+                pass  # made meanwhile: replace it below
+        except OSError as err:
+            if err.errno != errno.EINVAL:
+                raise
+        temp = path + b".%d.tmp" % threading.get_ident()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=self.index_fd)
+        os.symlink(text, temp, dir_fd=self.index_fd)
+        os.rename(temp, path, src_dir_fd=self.index_fd, dst_dir_fd=self.index_fd)
+
+    def remove_dir(self, gfid: bytes) -> None:
+        """A directory was removed: its gfid becomes unknown."""
+        self._dirs.forget(gfid)
+        self._unverify(gfid)
+        with self.identity.as_root(), self.locked(gfid):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
+
+    def drop_if_unlinked(self, gfid: bytes) -> bool:
+        """After a name of a non-directory went away: if only the index link is
+        left, remove it (the gfid is gone).  True when it was removed."""
+        with self.identity.as_root(), self.locked(gfid):
+            try:
+                st = os.stat(entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return True
+            if st.st_nlink > 1:
+                return False
+            self._unverify(gfid)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
+            return True
+
+    def _remove_orphan(self, gfid: bytes) -> None:
+        if self.drop_if_unlinked(gfid):
+            self.orphans_removed += 1
+
+    def heal(self, obj: Obj, parent: bytes, name: bytes) -> bytes:
+        """Make sure an object found by name has a gfid and a correct index
+        entry (objects created behind the server's back, renamed directories,
+        copies that carried another object's gfid).  Returns its gfid."""
+        if self.trusted:  # trusted.* reads need CAP_SYS_ADMIN, which callers keep
+            gfid = self.read_gfid(obj.fd)
+        else:
+            with self.identity.as_root():
+                gfid = self.read_gfid(obj.fd)
+        key = self._verified_key(obj, parent, name)
+        if gfid is not None and self._is_verified(gfid, key):
+            obj.gfid = gfid
+            return gfid
+        with self.identity.as_root():
+            for _ in range(3):
+                gfid = self.read_gfid(obj.fd)
+                if gfid is None:
+                    gfid = self.assign(obj.fd)
+                    self.healed += 1
+                if gfid == ROOT_GFID:
+                    raise OSError(errno.EIO, f"'{name.decode(errors='replace')}' claims the root gfid")
+                with self.locked(gfid):
+                    state = self._entry_state(gfid, obj, dir_link_text(parent, name))
+                    if state == "other":  # a copy carrying a live object's gfid
+                        os.setxattr(obj.proc, self.xattr, uuid.uuid4().bytes, os.XATTR_REPLACE)
+                        self.healed += 1
+                        continue  # file the new gfid on the next pass
+                    if state != "ours":
+                        self._file_entry(obj, gfid, parent, name)
+                        self.healed += 1
+                    self._set_verified(gfid, self._verified_key(obj, parent, name))
+                obj.gfid = gfid
+                return gfid
+        raise OSError(errno.EIO, f"cannot give '{name.decode(errors='replace')}' a gfid of its own")
+
+    @staticmethod
+    def _verified_key(obj: Obj, parent: bytes, name: bytes) -> tuple:
+        if obj.is_dir:
+            return (obj.st.st_ino, obj.st.st_dev, parent, name)
+        return (obj.st.st_ino, obj.st.st_dev)
+
+    def _is_verified(self, gfid: bytes, key: tuple) -> bool:
+        with self._verified_lock:
+            if self._verified.get(gfid) != key:
+                return False
+            self._verified.move_to_end(gfid)
+            return True
+
+    def _set_verified(self, gfid: bytes, key: tuple) -> None:
+        with self._verified_lock:
+            self._verified[gfid] = key
+            self._verified.move_to_end(gfid)
+            while len(self._verified) > VERIFIED_MAX:
+                self._verified.popitem(last=False)
+
+    def note_new(self, obj: Obj, parent: bytes, name: bytes) -> None:
+        """An object this server just created and filed: its entry is correct."""
+        self._set_verified(obj.gfid, self._verified_key(obj, parent, name))
+
+    def _unverify(self, gfid: bytes) -> None:
+        with self._verified_lock:
+            self._verified.pop(gfid, None)
+
+    def _entry_state(self, gfid: bytes, obj: Obj, wanted: bytes) -> str:
+        """How gfid's index entry relates to obj: 'missing', 'ours' (correct),
+        'stale' (names nothing alive, or obj before a rename), 'other' (another
+        live object holds the gfid)."""
+        path = entry_path(gfid)
+        try:
+            st = os.stat(path, dir_fd=self.index_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return "missing"
+        is_dir_link = statmod.S_ISLNK(st.st_mode) and \
+            self._read_gfid_path(self._index_proc(path), follow=False) != gfid
+        if not is_dir_link:
+            if (st.st_ino, st.st_dev) == (obj.st.st_ino, obj.st.st_dev):
+                return "ours"
+            return "other" if st.st_nlink > 1 else "stale"
+        if obj.is_dir and os.readlink(path, dir_fd=self.index_fd) == wanted:
+            return "ours"
+        try:
+            other = self._walk(gfid)
+        except OSError:
+            return "stale"
+        other_st = os.fstat(other)
+        os.close(other)
+        if (other_st.st_ino, other_st.st_dev) == (obj.st.st_ino, obj.st.st_dev):
+            return "stale"  # ours, but the link text is out of date
+        return "other"
+
+    def _file_entry(self, obj: Obj, gfid: bytes, parent: bytes, name: bytes) -> None:
+        """Write obj's entry, replacing whatever stale entry is there."""
+        self._dirs.forget(gfid)
+        if obj.is_dir:
+            self._write_dir_link(gfid, dir_link_text(parent, name))
+            return
+        self._mkdirs_for(gfid)
+        path = entry_path(gfid)
+        temp = path + b".%d.tmp" % threading.get_ident()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=self.index_fd)
+        os.link(obj.proc, temp, dst_dir_fd=self.index_fd, follow_symlinks=True)
+        os.rename(temp, path, src_dir_fd=self.index_fd, dst_dir_fd=self.index_fd)
+        obj.st = os.fstat(obj.fd)
+
+    def _index_proc(self, path: bytes) -> bytes:
+        return proc_path(self.index_fd) + b"/" + path
+
+    def dir_cache_stats(self) -> dict[str, int]:
+        return {"dir-fd-cache-entries": len(self._dirs), "dir-fd-cache-hits": self._dirs.hits,
+                "dir-fd-cache-misses": self._dirs.misses}

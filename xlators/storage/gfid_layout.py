@@ -1,0 +1,90 @@
+"""The on-disk layout of the gfid index, and the resolved-object handle.
+
+Kept apart from `gfid_index` (which maintains the index) because the fops
+need these names too: where an entry lives, how a directory entry's text
+reads, what an `Obj` is, and which link counts clients see.  The layout is
+GlusterFS's own (see `gfid_index` for why).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat as statmod
+import uuid
+from dataclasses import dataclass
+
+HIDDEN_DIR = b".glusterfs"
+GFID_XATTR = "trusted.gfid"
+GFID_XATTR_FALLBACK = "user.glusterfs.gfid"
+
+
+def stale(gfid: bytes, why: str = "") -> OSError:
+    return OSError(errno.ESTALE, f"gfid {gfid_str(gfid)} is not known{': ' + why if why else ''}")
+
+
+def gfid_str(gfid: bytes) -> str:
+    return str(uuid.UUID(bytes=bytes(gfid)))
+
+
+def proc_path(fd: int) -> bytes:
+    """The /proc path of a descriptor: follows to the object itself, even a symlink."""
+    return b"/proc/self/fd/%d" % fd
+
+
+def entry_path(gfid: bytes) -> bytes:
+    """Where a gfid's entry lives, relative to the index directory."""
+    text = gfid_str(gfid).encode()
+    return text[0:2] + b"/" + text[2:4] + b"/" + text
+
+
+def dir_link_text(parent: bytes, name: bytes) -> bytes:
+    return b"../../" + entry_path(parent) + b"/" + name
+
+
+def parse_dir_link(text: bytes) -> tuple[bytes, bytes] | None:
+    """(parent gfid, name) from a directory symlink's text; None for the root's."""
+    if text == b"../../..":
+        return None
+    parts = text.split(b"/")
+    if len(parts) != 6 or parts[:2] != [b"..", b".."] or parts[5] in (b"", b".", b".."):
+        raise OSError(errno.EIO, f"corrupt index link {text[:120]!r}")
+    try:
+        parent = uuid.UUID(parts[4].decode()).bytes
+    except ValueError:
+        raise OSError(errno.EIO, f"corrupt index link {text[:120]!r}") from None
+    return parent, parts[5]
+
+
+@dataclass
+class Obj:
+    """A resolved object: an O_PATH descriptor the holder closes, and its stat."""
+
+    gfid: bytes
+    fd: int
+    st: os.stat_result
+
+    @property
+    def proc(self) -> bytes:
+        return proc_path(self.fd)
+
+    @property
+    def is_dir(self) -> bool:
+        return statmod.S_ISDIR(self.st.st_mode)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "Obj":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def user_nlink(st: os.stat_result) -> int:
+    """The link count a client should see: without our index hard link."""
+    if statmod.S_ISDIR(st.st_mode):
+        return st.st_nlink
+    return max(st.st_nlink - 1, 0)

@@ -1,0 +1,123 @@
+"""Per-thread caller credentials: every fop runs as the NFS caller.
+
+Why: the kernel already knows how to check permissions (mode bits, ACLs,
+sticky directories, protected hard links, CAP_MKNOD).  Acting as the caller
+lets it decide, and makes new objects belong to the caller, with no
+permission logic of our own to get wrong.  This is what NFS-Ganesha's VFS
+FSAL does.
+
+How: Linux keeps an fsuid, fsgid and group list per thread.  We set them with
+raw calls (see `syscalls`): `setfsuid`/`setfsgid` and the raw `setgroups`
+syscall, never glibc's `setgroups()`, which changes every thread.  A thread
+keeps the identity of its last fop; switching is skipped when the thread
+already has the wanted one, so a run of fops by one user costs no syscalls.
+
+A non-zero fsuid drops the file-system capabilities (CAP_DAC_OVERRIDE,
+CAP_FOWNER, CAP_CHOWN, CAP_MKNOD, ...) from the effective set; setting fsuid
+back to 0 restores them.  CAP_SYS_ADMIN (needed for trusted.* xattrs) stays.
+Housekeeping that must not depend on the caller (the gfid index) runs inside
+`as_root()`.
+
+When the process is not root, credentials cannot be switched at all; the
+`Identity` is then disabled and every fop acts as the process user (the
+xlator logs this at init).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+
+from xlators.storage import syscalls
+
+Creds = tuple[int, int, tuple[int, ...]]  # (uid, gid, groups)
+ROOT_CREDS: Creds = (0, 0, ())
+_THREAD_CREDS = threading.local()
+
+
+class Identity:
+    """Switches the calling thread's file-system credentials, cheaply."""
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = (os.geteuid() == 0) if enabled is None else enabled
+        # What each thread was set to is a property of the THREAD: shared by
+        # every Identity, or two volumes in one graph would trust stale notes.
+        self._tls = _THREAD_CREDS
+        self.switches = 0  # how many real switches were made (statedump figure)
+
+    def become(self, creds: Creds) -> None:
+        """Make this thread act as creds=(uid, gid, groups)."""
+        if not self.enabled:
+            return
+        current = getattr(self._tls, "creds", None)
+        if current == creds:
+            return
+        uid, gid, groups = creds
+        # Mark unknown first: if a call below fails, the next become() redoes all.
+        self._tls.creds = None
+        if current is None or current[2] != groups:
+            syscalls.thread_setgroups(groups)
+        if current is None or current[1] != gid:
+            syscalls.setfsgid(gid)
+        if current is None or current[0] != uid:
+            syscalls.setfsuid(uid)
+        self._tls.creds = creds
+        self.switches += 1
+
+    def current(self) -> Creds | None:
+        """What this thread was last set to (None: never set by us)."""
+        return getattr(self._tls, "creds", None)
+
+    @contextlib.contextmanager
+    def as_root(self):
+        """Run a block as root (index upkeep), then go back to the caller.
+
+        The caller's groups stay: with fsuid 0 and the file-system
+        capabilities back they change nothing, and keeping them saves two
+        setgroups calls per switch."""
+        saved = self.current()
+        self.become((0, 0, saved[2]) if saved is not None else ROOT_CREDS)
+        try:
+            yield
+        finally:
+            if saved is not None:
+                self.become(saved)
+
+    def probe(self) -> None:
+        """Check in a scratch thread that switching really works (setfsuid never
+        reports failure, so we read the value back).  Raises PermissionError."""
+        if not self.enabled:
+            return
+        failure: list[str] = []
+
+        def trial():
+            try:
+                self.become((65534, 65534, (65534,)))
+                if syscalls.current_fsuid() != 65534 or syscalls.current_fsgid() != 65534:
+                    failure.append("setfsuid/setfsgid did not take effect")
+            except OSError as err:
+                failure.append(str(err))
+            finally:
+                self.become(ROOT_CREDS)
+
+        worker = threading.Thread(target=trial, name="posix-identity-probe")
+        worker.start()
+        worker.join(10)
+        if failure:
+            raise PermissionError(errno.EPERM, "cannot switch per-thread credentials: " + failure[0])
+
+
+def squash(uid: int, gid: int, groups: tuple[int, ...], anon_uid: int, anon_gid: int) -> Creds:
+    """Root squashing as GlusterFS's server does it: uid 0 becomes the anonymous
+    user and group, and group 0 in the list becomes the anonymous group."""
+    if uid != 0:
+        return uid, gid, groups
+    return anon_uid, anon_gid, tuple(anon_gid if g == 0 else g for g in groups)
+
+
+def reset_thread() -> None:
+    """Give the calling thread back the daemon's own (root) file-system
+    identity.  Stage threads keep the identity of their last fop; code that
+    touches files as the daemon from such a thread calls this first."""
+    Identity().become(ROOT_CREDS)

@@ -1,0 +1,220 @@
+"""The `storage/posix` xlator: a local directory as the bottom of the graph.
+
+It answers every fop of `glusterfsd.xlator.FOPS` on the directory given by
+the `directory` option, naming objects by gfid (see `gfid_index`), running
+each fop with the caller's credentials (see `identity`), listing directories
+with kernel cookies (see `dirstream`) and keeping file descriptors open in a
+bounded cache (see `fd_cache`).  The fops themselves live in three mixins by
+concern: `posix_entry`, `posix_inode`, `posix_io`.
+
+Thread-safety: fops are called from several stage threads at once.  Shared
+state is the fd cache, the directory-descriptor cache and the index
+(each with its own lock), per-gfid stripe locks for index changes, and a
+lock per open directory stream; credentials are per thread.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import stat
+import uuid
+import weakref
+
+from glusterfsd.options import Option, OptionError
+from glusterfsd.xlator import register
+from xlators.storage.fd_cache import FdCache
+from xlators.storage.gfid_index import GfidIndex
+from xlators.storage.gfid_layout import GFID_XATTR, gfid_str, proc_path
+from xlators.storage.identity import Identity
+from xlators.storage.posix_entry import EntryFops
+from xlators.storage.posix_inode import InodeFops
+from xlators.storage.posix_io import IoFops
+
+VOLUME_ID_XATTR = "trusted.glusterfs.volume-id"
+VOLUME_ID_XATTR_FALLBACK = "user.glusterfs.volume-id"
+_ID_MAX = 0xFFFFFFFE
+
+
+@register
+class PosixXlator(EntryFops, InodeFops, IoFops):
+    type_name = "storage/posix"
+    children_range = (0, 0)
+    options = (
+        Option("directory", "path", description="The directory this volume stores its data in "
+               "(required; must exist and be accessible)."),
+        Option("volume-id", "uuid", description="The id of this store.  Checked against (or "
+               "written to) trusted.glusterfs.volume-id of the directory, so a volfile cannot be "
+               "pointed at another volume's data by mistake.  Generated and kept when absent."),
+        Option("anonymous-uid", "int", "65534", min=0, max=_ID_MAX, aliases=("anonuid",),
+               description="The uid root is mapped to when root-squash is on."),
+        Option("anonymous-gid", "int", "65534", min=0, max=_ID_MAX, aliases=("anongid",),
+               description="The gid root is mapped to when root-squash is on."),
+        Option("root-squash", "bool", "off", description="Run fops of uid 0 as the anonymous "
+               "uid/gid."),
+        Option("read-only", "bool", "off", description="Refuse every modifying fop with EROFS."),
+        Option("fd-cache-size", "int", "1024", min=1, max=1 << 20, description="How many open "
+               "file descriptors (by gfid and access mode) are kept for READ/WRITE."),
+        Option("dir-fd-cache-size", "int", "1024", min=0, max=1 << 20, description="How many "
+               "directory descriptors are kept to resolve gfids without walking the index."),
+        Option("max-hardlinks", "int", "100", min=0, max=0xFFFFFFFF, description="LINK fails "
+               "with EMLINK once a file has this many names (0: no limit), as GlusterFS's posix."),
+        Option("brick-uid", "int", min=0, max=_ID_MAX, description="Owner uid the directory "
+               "is given at start (GlusterFS's storage.owner-uid)."),
+        Option("brick-gid", "int", min=0, max=_ID_MAX, description="Owner gid the directory "
+               "is given at start (GlusterFS's storage.owner-gid)."),
+    )
+
+    def _value(self, key: str):
+        """An option's value, whichever of its names the volfile used."""
+        opt = self.option_table().lookup(key)
+        for name in (opt.key, *opt.aliases):
+            if name in self.given:
+                return self.given[name]
+        return self.opts.get(key)
+
+    # --- lifecycle ----------------------------------------------------------------
+    def init(self) -> None:
+        self.directory = self._check_directory(self._value("directory"))
+        self._apply_options()
+        self.identity = Identity()
+        if self.identity.enabled:
+            self.identity.probe()
+        else:
+            self.log.warning("not running as root: every fop acts as uid %d; caller "
+                             "identities and root-squash cannot be enforced", os.geteuid())
+        fd_size, dir_size = self._fit_descriptor_budget()
+        self.index = GfidIndex(self.directory, self.identity, dir_size)
+        try:
+            self.index.open()
+        except OSError as err:
+            self.index.close()
+            raise OptionError("directory", f"option 'directory': {err.strerror or err}") from None
+        try:
+            self.volume_id = self._volume_id()
+            self._set_brick_owner()
+        except BaseException:
+            self.index.close()
+            raise
+        self.fd_cache = FdCache(fd_size, self._reopen)
+        self.open_streams = weakref.WeakSet()
+        self.log.info("serving %s (volume-id %s, gfids in %s%s)", self.directory,
+                      gfid_str(self.volume_id), self.index.xattr,
+                      ", read-only" if self.read_only else "")
+
+    def _check_directory(self, path: str | None) -> str:
+        if not path:
+            raise OptionError("directory", f"volume {self.name}: option 'directory' is required")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise OptionError("directory", f"option 'directory': {path} does not exist") from None
+        except PermissionError:
+            raise OptionError("directory", f"option 'directory': {path} is not accessible "
+                              "(no search permission on the way to it)") from None
+        except OSError as err:
+            raise OptionError("directory", f"option 'directory': {path}: {err.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise OptionError("directory", f"option 'directory': {path} is not a directory")
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise OptionError("directory", f"option 'directory': {path} is not accessible "
+                              "(needs read, write and search permission)")
+        return os.path.realpath(path)
+
+    def _apply_options(self) -> None:
+        self.read_only = bool(self._value("read-only"))
+        self.root_squash = bool(self._value("root-squash"))
+        self.anon_uid = int(self._value("anonymous-uid"))
+        self.anon_gid = int(self._value("anonymous-gid"))
+        self.max_hardlinks = int(self._value("max-hardlinks"))
+
+    def _fit_descriptor_budget(self) -> tuple[int, int]:
+        """Keep the two descriptor caches within half of RLIMIT_NOFILE, so the
+        rest of the process (sockets, logs) never runs out of descriptors."""
+        fd_size = int(self._value("fd-cache-size"))
+        dir_size = int(self._value("dir-fd-cache-size"))
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        budget = soft // 2 if soft != resource.RLIM_INFINITY else fd_size + dir_size
+        if fd_size + dir_size > budget:
+            scale = budget / (fd_size + dir_size)
+            fd_size, dir_size = max(1, int(fd_size * scale)), int(dir_size * scale)
+            self.log.warning("descriptor caches cut to %d files + %d directories to fit "
+                             "RLIMIT_NOFILE %d", fd_size, dir_size, soft)
+        return fd_size, dir_size
+
+    def _volume_id(self) -> bytes:
+        key = VOLUME_ID_XATTR if self.index.xattr == GFID_XATTR else VOLUME_ID_XATTR_FALLBACK
+        path = proc_path(self.index.root_fd)
+        wanted = self._value("volume-id")
+        with self.identity.as_root():
+            try:
+                stored = os.getxattr(path, key)
+            except OSError as err:
+                if err.errno != errno.ENODATA:
+                    raise
+                stored = None
+            if stored is not None and len(stored) != 16:
+                raise OptionError("volume-id", f"{self.directory} has a corrupt {key}")
+            if wanted is not None and stored is not None and stored != wanted.bytes:
+                raise OptionError("volume-id", f"option 'volume-id' {wanted} does not match "
+                                  f"{uuid.UUID(bytes=stored)} stored in {self.directory}: "
+                                  "this directory holds another volume")
+            if stored is None:
+                stored = wanted.bytes if wanted is not None else uuid.uuid4().bytes
+                os.setxattr(path, key, stored, os.XATTR_CREATE)
+        return stored
+
+    def _set_brick_owner(self) -> None:
+        uid, gid = self._value("brick-uid"), self._value("brick-gid")
+        if uid is None and gid is None:
+            return
+        with self.identity.as_root():
+            os.chown(proc_path(self.index.root_fd), -1 if uid is None else uid,
+                     -1 if gid is None else gid)
+
+    def reconfigure(self, changed: dict) -> None:
+        super().reconfigure(changed)
+        self._apply_options()
+        if "fd-cache-size" in changed:
+            self.fd_cache.capacity = max(1, int(changed["fd-cache-size"]))
+        for key in ("directory", "volume-id", "dir-fd-cache-size"):
+            if key in changed:
+                self.log.warning("option '%s' takes effect only when the graph is rebuilt", key)
+        if "brick-uid" in changed or "brick-gid" in changed:
+            self._set_brick_owner()
+
+    def fini(self) -> None:
+        for stream in list(getattr(self, "open_streams", ())):
+            with stream.lock:
+                stream.close()
+        for part in ("fd_cache", "index"):
+            holder = getattr(self, part, None)
+            if holder is None:
+                continue
+            try:
+                holder.clear() if part == "fd_cache" else holder.close()
+            except OSError as err:
+                self.log.warning("fini: closing the %s failed: %s", part, err)
+
+    def dump_private(self) -> dict:
+        cache = self.fd_cache
+        figures = {
+            "directory": self.directory,
+            "volume-id": gfid_str(self.volume_id),
+            "gfid-xattr": self.index.xattr,
+            "read-only": self.read_only,
+            "root-squash": self.root_squash,
+            "caller-identity": "per-thread fsuid/fsgid/groups" if self.identity.enabled
+                               else "disabled (not root)",
+            "credential-switches": self.identity.switches,
+            "fd-cache-size": cache.capacity,
+            "fd-cache-entries": len(cache),
+            "fd-cache-hits": cache.hits,
+            "fd-cache-misses": cache.misses,
+            "fd-cache-evictions": cache.evictions,
+            "index-resolved": self.index.resolved,
+            "index-healed": self.index.healed,
+            "index-orphans-removed": self.index.orphans_removed,
+        }
+        figures.update(self.index.dir_cache_stats())
+        return figures

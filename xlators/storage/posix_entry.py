@@ -1,0 +1,240 @@
+"""storage/posix fops on names: lookup, mknod, mkdir, unlink, rmdir, symlink,
+rename, link, create.
+
+Each runs as the caller against a parent directory descriptor, with the final
+component never followed, and then (as root) brings the gfid index up to date
+under that gfid's lock.  A new object first exists without a gfid; if giving
+it one fails, the entry is removed again so no gfid-less object is left.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat as statmod
+import uuid
+
+from glusterfsd.xlator import Caller, Fd, Iatt
+from xlators.storage import names
+from xlators.storage.gfid_layout import Obj
+from xlators.storage.posix_core import PosixCore
+
+_SPECIAL_TYPES = (statmod.S_IFCHR, statmod.S_IFBLK, statmod.S_IFIFO, statmod.S_IFSOCK)
+
+
+class EntryFops(PosixCore):
+
+    def lookup(self, caller: Caller, parent: bytes, name: bytes | str | None) -> Iatt:
+        self._enter(caller)
+        if name is None:
+            with self._resolve(parent) as obj:
+                return self._iatt(obj.st, obj.gfid)
+        raw = names.check_component(name)
+        with self._resolve_dir(parent) as pobj:
+            if raw in names.DOTS:
+                os.stat(b".", dir_fd=pobj.fd)  # the caller needs search permission
+                if raw == b".":
+                    return self._iatt(pobj.st, pobj.gfid)
+                with self._resolve(self.index.parent_of_dir(pobj.gfid)) as up:
+                    return self._iatt(up.st, up.gfid)
+            if self._is_hidden(pobj.gfid, raw):
+                raise OSError(errno.ENOENT, "no such entry")
+            with self._child(pobj, raw) as obj:
+                return self._iatt(obj.st, obj.gfid)
+
+    # --- creating ----------------------------------------------------------------
+    def mkdir(self, caller: Caller, parent: bytes, name, mode: int):
+        self._enter(caller)
+        self._writable("mkdir")
+        raw = self._name(name, "mkdir")
+        self._refuse_hidden(parent, raw, "mkdir")
+        with self._resolve_dir(parent) as pobj:
+            pre = self._iatt(pobj.st, pobj.gfid)
+            os.mkdir(raw, mode & 0o7777, dir_fd=pobj.fd)
+            iatt = self._give_gfid(pobj, raw, mode, is_dir=True)
+            return iatt, pre, self._fresh_iatt(pobj)
+
+    def mknod(self, caller: Caller, parent: bytes, name, mode: int, rdev: int):
+        self._enter(caller)
+        self._writable("mknod")
+        raw = self._name(name, "mknod")
+        kind = statmod.S_IFMT(mode)
+        if kind not in _SPECIAL_TYPES:
+            raise OSError(errno.EINVAL, f"mknod makes character/block devices, fifos and sockets, "
+                                        f"not type {kind:#o}")
+        self._refuse_hidden(parent, raw, "mknod")
+        device = rdev if kind in (statmod.S_IFCHR, statmod.S_IFBLK) else 0
+        with self._resolve_dir(parent) as pobj:
+            pre = self._iatt(pobj.st, pobj.gfid)
+            os.mknod(raw, kind | (mode & 0o7777), device, dir_fd=pobj.fd)
+            iatt = self._give_gfid(pobj, raw, mode, is_dir=False)
+            return iatt, pre, self._fresh_iatt(pobj)
+
+    def symlink(self, caller: Caller, parent: bytes, name, target, mode: int = 0o777):
+        """`mode` is accepted for the interface; Linux symlinks are always 0777."""
+        self._enter(caller)
+        self._writable("symlink")
+        raw = self._name(name, "symlink")
+        text = names.check_symlink_target(target)
+        self._refuse_hidden(parent, raw, "symlink")
+        with self._resolve_dir(parent) as pobj:
+            pre = self._iatt(pobj.st, pobj.gfid)
+            os.symlink(text, raw, dir_fd=pobj.fd)
+            iatt = self._give_gfid(pobj, raw, None, is_dir=False)
+            return iatt, pre, self._fresh_iatt(pobj)
+
+    def _give_gfid(self, pobj: Obj, raw: bytes, mode: int | None, is_dir: bool) -> Iatt:
+        """A fresh object gets a new gfid and its index entry, or is removed again."""
+        try:
+            with self._new_child(pobj, raw) as obj:
+                obj.gfid = self.index.assign(obj.fd, uuid.uuid4().bytes)
+                if is_dir:
+                    self.index.add_dir(obj.gfid, pobj.gfid, raw)
+                else:
+                    self.index.add_nondir(obj.gfid, obj.fd)
+                if mode is not None:
+                    self._fix_mode(obj, mode)
+                iatt = self._fresh_iatt(obj)
+                self.index.note_new(obj, pobj.gfid, raw)
+                return iatt
+        except BaseException:
+            self._undo_create(pobj, raw, is_dir)
+            raise
+
+    def create(self, caller: Caller, parent: bytes, name, flags: int, mode: int):
+        self._enter(caller)
+        self._writable("create")
+        raw = self._name(name, "create")
+        self._refuse_hidden(parent, raw, "create")
+        acc = flags & os.O_ACCMODE
+        if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
+            raise OSError(errno.EINVAL, f"bad access mode in flags {flags:#o}")
+        base = acc | os.O_CLOEXEC | os.O_NOFOLLOW | (flags & os.O_TRUNC)
+        with self._resolve_dir(parent) as pobj:
+            pre = self._iatt(pobj.st, pobj.gfid)
+            try:
+                fd = os.open(raw, base | os.O_CREAT | os.O_EXCL, mode & 0o7777, dir_fd=pobj.fd)
+            except FileExistsError:
+                if flags & os.O_EXCL:
+                    raise
+                fd, gfid = self._open_existing(pobj, raw, base)
+            else:
+                gfid = self._file_new(pobj, raw, fd, mode)
+            try:
+                iatt = self._iatt(os.fstat(fd), gfid)
+            except BaseException:
+                os.close(fd)
+                raise
+            self.fd_cache.adopt(gfid, acc, fd)
+            return Fd(gfid, flags, ctx={"acc": acc}), iatt, pre, self._fresh_iatt(pobj)
+
+    def _file_new(self, pobj: Obj, raw: bytes, fd: int, mode: int) -> bytes:
+        try:
+            obj = Obj(b"", fd, os.fstat(fd))
+            obj.gfid = self.index.assign(fd, uuid.uuid4().bytes)
+            self.index.add_nondir(obj.gfid, fd)
+            self._fix_mode(obj, mode)
+            obj.st = os.fstat(fd)
+            self.index.note_new(obj, pobj.gfid, raw)
+            return obj.gfid
+        except BaseException:
+            os.close(fd)
+            self._undo_create(pobj, raw, is_dir=False)
+            raise
+
+    def _open_existing(self, pobj: Obj, raw: bytes, base: int) -> tuple[int, bytes]:
+        """CREATE without O_EXCL on an existing name opens it, if it is a file."""
+        with self._child(pobj, raw) as obj:
+            if obj.is_dir:
+                raise OSError(errno.EISDIR, "a directory has that name")
+            if not statmod.S_ISREG(obj.st.st_mode):
+                raise OSError(errno.EEXIST, "a non-regular file has that name")
+            return os.open(obj.proc, base & ~os.O_NOFOLLOW), obj.gfid
+
+    def link(self, caller: Caller, gfid: bytes, newparent: bytes, newname):
+        self._enter(caller)
+        self._writable("link")
+        raw = self._name(newname, "link")
+        self._refuse_hidden(newparent, raw, "link")
+        with self._resolve(gfid) as obj:
+            if obj.is_dir:
+                raise OSError(errno.EPERM, "hard links to directories are not allowed")
+            self._link_count_ok(obj.st)
+            with self._resolve_dir(newparent) as pobj:
+                pre = self._iatt(pobj.st, pobj.gfid)
+                with self.index.locked(obj.gfid):
+                    # linking /proc/self/fd/N (followed) links the object itself, even a
+                    # symlink, without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs
+                    os.link(obj.proc, raw, dst_dir_fd=pobj.fd, follow_symlinks=True)
+                return self._fresh_iatt(obj), pre, self._fresh_iatt(pobj)
+
+    # --- removing ------------------------------------------------------------------
+    def unlink(self, caller: Caller, parent: bytes, name):
+        self._enter(caller)
+        self._writable("unlink")
+        raw = self._name(name, "unlink")
+        self._refuse_hidden(parent, raw, "unlink")
+        with self._resolve_dir(parent) as pobj:
+            pre = self._iatt(pobj.st, pobj.gfid)
+            st = os.stat(raw, dir_fd=pobj.fd, follow_symlinks=False)
+            if statmod.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, "unlink of a directory (use rmdir)")
+            gfid = self.index.read_gfid_at(pobj.fd, raw)
+            with self.index.locked(gfid):
+                os.unlink(raw, dir_fd=pobj.fd)
+                if gfid:
+                    self._forget_if_gone(gfid)
+            return pre, self._fresh_iatt(pobj)
+
+    def rmdir(self, caller: Caller, parent: bytes, name):
+        self._enter(caller)
+        self._writable("rmdir")
+        raw = self._name(name, "rmdir")
+        self._refuse_hidden(parent, raw, "rmdir")
+        with self._resolve_dir(parent) as pobj:
+            pre = self._iatt(pobj.st, pobj.gfid)
+            st = os.stat(raw, dir_fd=pobj.fd, follow_symlinks=False)
+            if not statmod.S_ISDIR(st.st_mode):
+                raise OSError(errno.ENOTDIR, "rmdir of a non-directory")
+            gfid = self.index.read_gfid_at(pobj.fd, raw)
+            with self.index.locked(gfid):
+                os.rmdir(raw, dir_fd=pobj.fd)
+                if gfid:
+                    self.index.remove_dir(gfid)
+            return pre, self._fresh_iatt(pobj)
+
+    def _forget_if_gone(self, gfid: bytes) -> None:
+        """A name of a non-directory went away; if it was the last, so is the gfid."""
+        if self.index.drop_if_unlinked(gfid):
+            self.fd_cache.forget(gfid)
+
+    def rename(self, caller: Caller, oldparent: bytes, oldname, newparent: bytes, newname):
+        self._enter(caller)
+        self._writable("rename")
+        old = self._name(oldname, "rename")
+        new = self._name(newname, "rename")
+        self._refuse_hidden(oldparent, old, "rename")
+        self._refuse_hidden(newparent, new, "rename")
+        with self._resolve_dir(oldparent) as opobj, self._resolve_dir(newparent) as npobj:
+            preold = self._iatt(opobj.st, opobj.gfid)
+            prenew = self._iatt(npobj.st, npobj.gfid)
+            with self._child(opobj, old) as src:
+                target, target_is_dir = self._peek(npobj, new)
+                with self.index.locked(src.gfid, target):
+                    os.rename(old, new, src_dir_fd=opobj.fd, dst_dir_fd=npobj.fd)
+                    if src.is_dir:
+                        self.index.move_dir(src.gfid, npobj.gfid, new)
+                    if target and target != src.gfid:
+                        if target_is_dir:
+                            self.index.remove_dir(target)
+                        else:
+                            self._forget_if_gone(target)
+            return preold, self._fresh_iatt(opobj), prenew, self._fresh_iatt(npobj)
+
+    def _peek(self, pobj: Obj, name: bytes) -> tuple[bytes | None, bool]:
+        """The gfid and kind of what `name` holds now (None: nothing)."""
+        try:
+            st = os.stat(name, dir_fd=pobj.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, False
+        return self.index.read_gfid_at(pobj.fd, name), statmod.S_ISDIR(st.st_mode)
+
