@@ -1,0 +1,152 @@
+"""ONC RPC record marking (RFC 5531 §11) for stream transports.
+
+A record is one or more fragments, each preceded by a 4-byte big-endian word:
+bit 31 says "last fragment", bits 0-30 give the fragment length.
+
+`RecordAssembler` is sans-IO: the transport asks `want()` for the buffer to
+`recv_into`, then reports how many bytes arrived with `filled(n)`, which
+returns the records that became complete.  Why this shape:
+
+- A fragment body is received straight into a buffer allocated once its
+  header is known (no scratch copy for a 1 MiB WRITE), and that buffer is
+  sized body + 4 so the same `recv_into` also picks up the next header:
+  one syscall per record in steady state.
+- It never reads past the next fragment header, so bytes it holds back are
+  never a complete record.  A connection the service stops reading (the
+  outstanding-RPC throttle) therefore cannot strand a buffered call that no
+  further POLLIN would ever deliver.
+- A header announcing more than `max_record` (all fragments of the record
+  together) raises `RecordTooLarge` before a byte of the body is read or any
+  memory is allocated for it; a record made of an absurd number of empty
+  fragments raises `TooManyFragments`.  Either way the caller closes the
+  connection: framing is lost, there is nobody to answer.
+"""
+from __future__ import annotations
+
+import struct
+
+LAST_FRAGMENT = 0x80000000
+FRAGMENT_SIZE_MASK = 0x7FFFFFFF
+HEADER_SIZE = 4
+DEFAULT_MAX_EMPTY_FRAGMENTS = 100_000
+
+_WORD = struct.Struct(">I")
+
+
+class FramingError(Exception):
+    """The byte stream can no longer be split into records; close it."""
+
+
+class RecordTooLarge(FramingError):
+    """A fragment header announced a record above the configured maximum."""
+
+
+class TooManyFragments(FramingError):
+    """A record kept sending empty non-last fragments."""
+
+
+def record_mark(length: int, last: bool = True) -> bytes:
+    """The 4-byte fragment header for a fragment of `length` bytes."""
+    if not 0 <= length <= FRAGMENT_SIZE_MASK:
+        raise ValueError(f"fragment length {length} out of range")
+    return _WORD.pack((LAST_FRAGMENT if last else 0) | length)
+
+
+def frame(message: bytes) -> bytes:
+    """`message` as a single-fragment record (clients and tests)."""
+    return record_mark(len(message)) + bytes(message)
+
+
+class RecordAssembler:
+    """Turns a stream of received bytes into complete records (see module doc)."""
+
+    __slots__ = ("max_record", "max_empty_fragments", "_header", "_header_have",
+                 "_frag", "_frag_len", "_frag_have", "_frag_last", "_pieces",
+                 "_record_len", "_empty_count")
+
+    def __init__(self, max_record: int, max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS):
+        if max_record <= 0:
+            raise ValueError("max_record must be positive")
+        self.max_record = max_record
+        self.max_empty_fragments = max_empty_fragments
+        self._header = bytearray(HEADER_SIZE)
+        self._header_have = 0
+        self._frag: bytearray | None = None  # body + room for the next header
+        self._frag_len = 0
+        self._frag_have = 0
+        self._frag_last = False
+        self._pieces: list[memoryview] = []
+        self._record_len = 0
+        self._empty_count = 0
+
+    @property
+    def idle(self) -> bool:
+        """True between records (nothing of a record has been received)."""
+        return self._frag is None and self._header_have == 0 and not self._pieces \
+            and self._empty_count == 0
+
+    def want(self) -> memoryview:
+        """The buffer the next `recv_into` should fill (never empty)."""
+        if self._frag is None:
+            return memoryview(self._header)[self._header_have:]
+        return memoryview(self._frag)[self._frag_have:]
+
+    def filled(self, count: int) -> list[memoryview | bytes]:
+        """Account for `count` bytes received into `want()`; return complete records."""
+        records: list[memoryview | bytes] = []
+        if self._frag is None:
+            self._header_have += count
+            if self._header_have == HEADER_SIZE:
+                self._header_have = 0
+                self._start_fragment(_WORD.unpack_from(self._header)[0], records)
+            return records
+        self._frag_have += count
+        if self._frag_have < self._frag_len:
+            return records
+        frag, length, extra = self._frag, self._frag_len, self._frag_have - self._frag_len
+        self._frag = None
+        self._finish_fragment(memoryview(frag)[:length], records)
+        if extra:
+            self._header[:extra] = frag[length:length + extra]
+            self._header_have = extra
+            if extra == HEADER_SIZE:
+                self._header_have = 0
+                self._start_fragment(_WORD.unpack_from(self._header)[0], records)
+        return records
+
+    # -- internals -----------------------------------------------------------------
+
+    def _start_fragment(self, word: int, records: list) -> None:
+        length = word & FRAGMENT_SIZE_MASK
+        last = bool(word & LAST_FRAGMENT)
+        if self._record_len + length > self.max_record:
+            raise RecordTooLarge(
+                f"fragment of {length} bytes makes the record exceed {self.max_record}")
+        self._frag_last = last
+        if length == 0:
+            if not last:
+                self._empty_count += 1
+                if self._empty_count > self.max_empty_fragments:
+                    raise TooManyFragments(
+                        f"more than {self.max_empty_fragments} empty fragments in one record")
+            self._finish_fragment(memoryview(b""), records)
+            return
+        self._frag = bytearray(length + HEADER_SIZE)
+        self._frag_len = length
+        self._frag_have = 0
+
+    def _finish_fragment(self, body: memoryview, records: list) -> None:
+        if len(body):
+            self._pieces.append(body)
+            self._record_len += len(body)
+        if not self._frag_last:
+            return
+        pieces = self._pieces
+        if len(pieces) == 1:
+            record: memoryview | bytes = pieces[0]
+        else:
+            record = b"".join(pieces)
+        self._pieces = []
+        self._record_len = 0
+        self._empty_count = 0
+        records.append(record)

@@ -1,0 +1,374 @@
+"""The RPC service: programs, the call path from header to reply, drain and stats.
+
+One call travels like this (DESIGN.md "The way one request travels"):
+
+  event thread   record -> parse the call header (wire) -> credentials (auth)
+                 -> program / version / procedure -> minimum flavour and
+                 privileged-port checks -> duplicate request cache -> stage
+  stage thread   peer check -> decode the arguments -> actor -> encode the
+                 result -> DRC keeps it -> transport writes it
+
+Every refusal before the stage is answered from the event thread: those
+replies are a few fixed words and cost less than a hand-off.  The order of
+the checks follows gnfs's `rpcsvc_handle_rpc_call` (auth, then program, then
+port, then DRC), with one deliberate difference: PROG_MISMATCH carries the
+real lowest and highest version served (gnfs sends 0/0).
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+
+from glusterfsd import log as gflog
+from rpcsvc import auth, wire, xdr
+from rpcsvc.drc import DROP, HIT, DuplicateRequestCache
+from rpcsvc.program import Program, Reply, Request, RpcAuthError, RpcError
+from rpcsvc.stage import StagePool
+from rpcsvc.transport import TcpConnection, TcpListener, UdpEndpoint
+
+logger = gflog.get_logger("rpcsvc")
+
+DEFAULT_MAX_RECORD = (1 << 20) + 64 * 1024   # 1 MiB write size plus header room
+DEFAULT_OUTSTANDING_LIMIT = 16               # gnfs rpc.outstanding-rpc-limit for NFS
+DEFAULT_DRC_SIZE = 0x20000                   # gnfs nfs.drc-size
+ACL_PROGRAM = 100227                         # probed by clients; its absence is not news
+
+_DECODE_ERRORS = (xdr.XdrError, ValueError, IndexError, OverflowError)
+
+
+class RpcService:
+    """Serves `Program`s over TCP and UDP on an event pool (see the module doc)."""
+
+    def __init__(self, pool, stage_threads: int = 4, max_record: int = DEFAULT_MAX_RECORD,
+                 outstanding_limit: int = DEFAULT_OUTSTANDING_LIMIT, drc: bool = True,
+                 drc_size: int = DEFAULT_DRC_SIZE, allow_insecure: bool = True,
+                 name: str = "rpcsvc", peer_check=None, peer_refusal: int = wire.AUTH_TOOWEAK,
+                 stage_queue: int = 4096):
+        if outstanding_limit < 0:
+            raise ValueError("outstanding_limit must be >= 0 (0 = no limit)")
+        self.pool = pool
+        self.name = name
+        self.max_record = max_record
+        self.outstanding_limit = outstanding_limit
+        self.allow_insecure = allow_insecure
+        self.peer_check = peer_check
+        self.peer_refusal = peer_refusal
+        self.drc = DuplicateRequestCache(drc_size) if drc else None
+        self.stage = StagePool(stage_threads, stage_queue, name)
+        self._programs: dict[int, dict[int, Program]] = {}
+        self._listeners: list[TcpListener] = []
+        self._transports: set = set()
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._idle = threading.Condition(self._lock)
+        self._accepting = True
+        self._closed = False
+        self._counts: Counter = Counter()
+        self._calls: Counter = Counter()
+
+    # ---- programs ---------------------------------------------------------------------
+
+    def add_program(self, prog: Program) -> None:
+        with self._lock:
+            versions = self._programs.setdefault(prog.number, {})
+            if prog.version in versions:
+                raise ValueError(f"{prog.name} v{prog.version} is already served")
+            versions[prog.version] = prog
+        logger.info("%s: serving %s (%d) version %d", self.name, prog.name, prog.number,
+                    prog.version)
+
+    def remove_program(self, prog) -> None:
+        """Stop serving a Program (or a (number, version) pair)."""
+        number, version = (prog.number, prog.version) if isinstance(prog, Program) else prog
+        with self._lock:
+            versions = self._programs.get(number, {})
+            versions.pop(version, None)
+            if not versions:
+                self._programs.pop(number, None)
+
+    def programs(self) -> list[Program]:
+        with self._lock:
+            return [p for versions in self._programs.values() for p in versions.values()]
+
+    def mappings(self) -> list[tuple[int, int, str, int]]:
+        """(prog, vers, proto, port) for every program on every socket: what the portmapper needs."""
+        ports = []
+        with self._lock:
+            for listener in self._listeners:
+                ports.append(("tcp", listener.local[1]))
+            for transport in self._transports:
+                if isinstance(transport, UdpEndpoint):
+                    ports.append(("udp", transport.local[1]))
+        return [(p.number, p.version, proto, port) for p in self.programs()
+                for proto, port in sorted(set(ports))]
+
+    # ---- sockets ----------------------------------------------------------------------
+
+    def listen(self, host: str, port: int, proto: str = "tcp", backlog: int = 1024) -> socket.socket:
+        """Bind host:port (0 = ephemeral) and serve it; returns the socket."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"unknown protocol {proto!r}")
+        sock = socket.socket(family, kind)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            if proto == "tcp":
+                sock.listen(backlog)
+            self.serve(sock, proto)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def serve(self, sock: socket.socket, proto: str) -> None:
+        """Serve an already bound socket (the prefork master binds, workers serve)."""
+        if self._closed:
+            raise RuntimeError(f"{self.name} is closed")
+        if proto == "tcp":
+            try:
+                listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            except OSError:
+                listening = 0
+            if not listening:
+                sock.listen(1024)
+            listener = TcpListener(self, sock)
+            listener.start()
+            with self._lock:
+                self._listeners.append(listener)
+        elif proto == "udp":
+            endpoint = UdpEndpoint(self, sock)
+            with self._lock:
+                self._transports.add(endpoint)
+            endpoint.start()
+        else:
+            raise ValueError(f"unknown protocol {proto!r}")
+        logger.info("%s: listening on %s %s:%d", self.name, proto, *sock.getsockname()[:2])
+
+    def _accepted(self, sock: socket.socket, peer) -> None:
+        """A TCP connection arrived (listener's event thread)."""
+        if not self._accepting:
+            sock.close()
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = TcpConnection(self, sock, peer)
+        with self._lock:
+            self._transports.add(conn)
+        try:
+            conn.start()
+        except Exception as error:      # out of event slots, pool destroyed
+            logger.error("%s: cannot watch connection from %s: %s", self.name, peer, error)
+            conn.close()
+            return
+        self.count("connections_accepted")
+        logger.debug("%s: connection from %s:%d", self.name, *conn.peer)
+
+    def _forget_transport(self, transport) -> None:
+        with self._lock:
+            self._transports.discard(transport)
+
+    # ---- the call path (event thread) -------------------------------------------------
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
+
+    def _refuse(self, transport, peer, reply: bytes, what: str) -> None:
+        self.count(what)
+        transport.send_reply([reply], peer)
+
+    def _on_record(self, transport, record, peer) -> None:
+        try:
+            header = wire.parse_call(record)
+        except wire.Unanswerable as why:
+            self.count("dropped_messages")
+            logger.debug("%s: dropped a message from %s: %s", self.name, peer[0], why)
+            return
+        except wire.BadHeader as bad:
+            logger.debug("%s: call %#x from %s: %s", self.name, bad.xid, peer[0], bad)
+            self._refuse(transport, peer, bad.reply, bad.kind)
+            return
+        xid = header.xid
+        try:
+            creds = auth.authenticate(header, peer[0])
+        except auth.AuthFailure as failure:
+            logger.debug("%s: call %#x from %s refused: %s", self.name, xid, peer[0], failure)
+            self._refuse(transport, peer, wire.denied_auth(xid, failure.auth_stat), "AUTH_ERROR")
+            return
+        versions = self._programs.get(header.prog)
+        if not versions:
+            log = logger.debug if header.prog == ACL_PROGRAM else logger.info
+            log("%s: program %d not available (from %s)", self.name, header.prog, peer[0])
+            self._refuse(transport, peer, wire.accepted_header(xid, wire.PROG_UNAVAIL),
+                         "PROG_UNAVAIL")
+            return
+        prog = versions.get(header.vers)
+        if prog is None:
+            known = list(versions)
+            self._refuse(transport, peer, wire.accepted_header(
+                xid, wire.PROG_MISMATCH, min(known), max(known)), "PROG_MISMATCH")
+            return
+        if header.proc not in prog.actors:
+            self._refuse(transport, peer, wire.accepted_header(xid, wire.PROC_UNAVAIL),
+                         "PROC_UNAVAIL")
+            return
+        try:
+            auth.check_min_flavor(creds.flavor, prog.min_auth)
+        except auth.AuthFailure as failure:
+            self._refuse(transport, peer, wire.denied_auth(xid, failure.auth_stat), "AUTH_ERROR")
+            return
+        privileged = auth.is_privileged(peer[1])
+        if not privileged and not self.allow_insecure and not prog.unprivileged:
+            logger.info("%s: call from unprivileged port %s:%d refused", self.name, *peer)
+            self._refuse(transport, peer, wire.denied_auth(xid, wire.AUTH_TOOWEAK), "AUTH_ERROR")
+            return
+        req = Request(header, creds, peer, transport.local, transport.kind, privileged,
+                      transport, record)
+        req.program = prog
+        req.proc_spec = prog.procs[header.proc]
+        req.received = time.monotonic()
+        if self.drc is not None and header.proc in prog.non_idempotent:
+            key = self.drc.make_key(peer[0], xid, header.prog, header.vers, header.proc,
+                                    req.raw_args)
+            state, found = self.drc.lookup(key)
+            if state == HIT:
+                transport.send_reply([found], peer)
+                return
+            if state == DROP:
+                return
+            req._drc_entry = found
+        with self._lock:
+            self._inflight += 1
+            self._calls[(prog.number, prog.version, header.proc)] += 1
+        transport.call_started()
+        try:
+            self.stage.submit(self._execute, req)
+        except RuntimeError:        # stage stopped under us: the service is closing
+            self._finished(req)
+
+    # ---- the call path (stage thread) -------------------------------------------------
+
+    def _execute(self, req: Request) -> None:
+        try:
+            reply = self._run(req)
+            if req._drc_entry is not None:
+                joined = b"".join(reply)
+                self.drc.finish(req._drc_entry, joined)
+                reply = [joined]
+            req._conn.send_reply(reply, req.peer)
+        finally:
+            self._finished(req)
+
+    def _finished(self, req: Request) -> None:
+        if req._drc_entry is not None and req._drc_entry.reply is None:
+            self.drc.abandon(req._drc_entry)
+        req._conn.call_done()
+        with self._lock:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.notify_all()
+
+    def _run(self, req: Request) -> list:
+        """The reply message (as buffers) for an accepted call."""
+        prog, proc, xid = req.program, req.proc_spec, req.xid
+        try:
+            for check in (self.peer_check, prog.peer_check):
+                if check is not None and not check(req.peer[0]):
+                    refusal = self.peer_refusal if check is self.peer_check else prog.peer_refusal
+                    self.count("AUTH_ERROR")
+                    logger.info("%s: %s refused for %s v%d", self.name, req.peer[0], prog.name,
+                                prog.version)
+                    return [wire.denied_auth(xid, refusal)]
+            try:
+                args, end = proc.arg.decode(req._record, req._args_offset)
+                if end != len(req._record):
+                    raise xdr.XdrError(f"{len(req._record) - end} bytes after the arguments")
+            except _DECODE_ERRORS as error:
+                self.count("GARBAGE_ARGS")
+                logger.debug("%s: %s from %s: garbage arguments: %s", self.name, proc.name,
+                             req.peer[0], error)
+                return [wire.accepted_header(xid, wire.GARBAGE_ARGS)]
+            req.args = args
+            result = prog.actors[req.proc](req)
+            if isinstance(result, Reply):
+                return [wire.accepted_header(xid), *result.buffers]
+            return [wire.accepted_header(xid), proc.res.encode(result)]
+        except RpcError as error:
+            self.count(wire.ACCEPT_STAT_NAMES.get(error.accept_stat, "accept_errors"))
+            return [wire.accepted_header(xid, error.accept_stat)]
+        except RpcAuthError as error:
+            self.count("AUTH_ERROR")
+            return [wire.denied_auth(xid, error.auth_stat)]
+        except Exception:
+            self.count("SYSTEM_ERR")
+            logger.error("%s: %s v%d %s (xid %#x) from %s raised", self.name, prog.name,
+                         prog.version, proc.name, xid, req.peer[0], exc_info=True)
+            return [wire.accepted_header(xid, wire.SYSTEM_ERR)]
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        """No new connections and no new calls; calls in flight still get their replies."""
+        with self._lock:
+            self._accepting = False
+            listeners = list(self._listeners)
+            transports = list(self._transports)
+        for listener in listeners:
+            listener.stop()
+        for transport in transports:
+            transport.pause()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no call is in flight; True if that happened within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+            return True
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop everything: listeners, connections, stage threads.  Idempotent."""
+        if self._closed:
+            return
+        self.stop_accepting()
+        self._closed = True
+        self.stage.stop(timeout)
+        with self._lock:
+            listeners, self._listeners = self._listeners, []
+            transports = list(self._transports)
+        for listener in listeners:
+            listener.close()
+        for transport in transports:
+            transport.close()
+
+    def stats(self) -> dict:
+        """Counters for the statedump: calls per procedure, refusals, DRC, connections."""
+        with self._lock:
+            calls: dict = {}
+            for (number, version, proc), count in self._calls.items():
+                prog = self._programs.get(number, {}).get(version)
+                name = prog.name if prog else str(number)
+                proc_name = prog.proc_name(proc) if prog else str(proc)
+                calls.setdefault(name, {}).setdefault(version, {})[proc_name] = count
+            tcp = sum(1 for t in self._transports if isinstance(t, TcpConnection))
+            out = {
+                "name": self.name,
+                "calls": calls,
+                "errors": dict(self._counts),
+                "connections": tcp,
+                "inflight": self._inflight,
+                "outstanding_limit": self.outstanding_limit,
+                "stage_queue": self.stage.pending,
+            }
+        out["drc"] = self.drc.stats() if self.drc is not None else {"type": "none"}
+        return out

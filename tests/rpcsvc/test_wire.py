@@ -1,0 +1,92 @@
+"""The call-header parser and the reply builders, against the generic rpc.x codec."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from rpc_testkit import call_msg
+from rpcsvc import wire, xdr
+
+RPC = xdr.load("rpc")
+
+
+def test_parse_call_agrees_with_the_rpc_x_codec():
+    msg = call_msg(0x1234, 100003, 3, 7, args=b"ARGS", cred=(1, b"\x01\x02\x03\x04\x05"))
+    header = wire.parse_call(memoryview(msg))
+    generic, end = RPC.rpc_msg.decode(msg, 0)
+    body = generic.body[1]
+    assert (header.xid, header.prog, header.vers, header.proc) == \
+        (generic.xid, body.prog, body.vers, body.proc)
+    assert header.cred_flavor == body.cred.flavor == 1
+    assert bytes(header.cred_body) == bytes(body.cred.body)
+    assert header.args_offset == end and msg[end:] == b"ARGS"
+
+
+@pytest.mark.parametrize("cut", [0, 3, 7])
+def test_too_short_for_xid_and_type_is_dropped(cut):
+    with pytest.raises(wire.Unanswerable):
+        wire.parse_call(call_msg(1)[:cut])
+
+
+def test_a_reply_sent_to_the_server_is_dropped():
+    with pytest.raises(wire.Unanswerable):
+        wire.parse_call(wire.accepted_header(5))
+
+
+def test_wrong_rpc_version_is_rpc_mismatch_2_2():
+    with pytest.raises(wire.BadHeader) as caught:
+        wire.parse_call(call_msg(9, rpcvers=3))
+    reply = wire.parse_reply(caught.value.reply)
+    assert (reply.xid, reply.accepted, reply.stat, reply.low, reply.high) == \
+        (9, False, wire.RPC_MISMATCH, 2, 2)
+
+
+@pytest.mark.parametrize("cut", [11, 20, 31, 35])
+def test_truncated_header_is_garbage_args(cut):
+    msg = call_msg(10, cred=(1, b"12345678"))
+    with pytest.raises(wire.BadHeader) as caught:
+        wire.parse_call(msg[:cut])
+    reply = wire.parse_reply(caught.value.reply)
+    assert reply.accepted and reply.stat == wire.GARBAGE_ARGS and reply.xid == 10
+
+
+def test_oversized_credential_and_verifier():
+    msg = bytearray(call_msg(11, cred=(1, b"x" * 8)))
+    struct.pack_into(">I", msg, 28, 401)             # credential length
+    with pytest.raises(wire.BadHeader) as caught:
+        wire.parse_call(bytes(msg))
+    assert wire.parse_reply(caught.value.reply).auth_stat == wire.AUTH_BADCRED
+    msg = bytearray(call_msg(12))
+    struct.pack_into(">I", msg, 36, 1000)            # verifier length
+    with pytest.raises(wire.BadHeader) as caught:
+        wire.parse_call(bytes(msg))
+    assert wire.parse_reply(caught.value.reply).auth_stat == wire.AUTH_BADVERF
+
+
+def test_reply_builders_decode_with_the_rpc_x_codec():
+    ok = RPC.rpc_msg.decode_all(wire.accepted_header(1))
+    assert ok.xid == 1 and ok.body[0] == RPC.REPLY
+    mismatch = RPC.rpc_msg.decode_all(wire.accepted_header(2, wire.PROG_MISMATCH, 3, 4))
+    areply = mismatch.body[1][1]
+    assert areply.reply_data[0] == RPC.PROG_MISMATCH
+    assert (areply.reply_data[1].low, areply.reply_data[1].high) == (3, 4)
+    denied = RPC.rpc_msg.decode_all(wire.denied_auth(3, wire.AUTH_TOOWEAK))
+    assert denied.body[1] == (RPC.MSG_DENIED, (RPC.AUTH_ERROR, RPC.AUTH_TOOWEAK))
+    rpcv = RPC.rpc_msg.decode_all(wire.denied_rpc_mismatch(4, 2, 2))
+    assert rpcv.body[1][1][0] == RPC.RPC_MISMATCH
+
+
+def test_parse_reply_rejects_non_replies():
+    with pytest.raises(ValueError):
+        wire.parse_reply(call_msg(1))
+    with pytest.raises(ValueError):
+        wire.parse_reply(b"\0\0\0\1\0\0\0\1")
+    with pytest.raises(ValueError):
+        wire.parse_reply(struct.pack(">IIIIII", 1, 1, 0, 0, 500, 0))   # verifier too long
+
+
+def test_success_reply_body_offset():
+    reply = wire.accepted_header(7) + b"RESULT"
+    header = wire.parse_reply(reply)
+    assert header.success and reply[header.body_offset:] == b"RESULT"
