@@ -28,7 +28,7 @@ def process_figures(pid: int | None = None) -> dict[str, Any]:
         mem = proc.memory_info()
         return {
             "pid": proc.pid,
-            "title": " ".join(proc.cmdline()),
+            "title": " ".join(proc.cmdline()).strip(),
             "rss_bytes": mem.rss,
             "vms_bytes": mem.vms,
             "threads": proc.num_threads(),
@@ -39,11 +39,21 @@ def process_figures(pid: int | None = None) -> dict[str, Any]:
         }
 
 
+def flatten(values: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Nested dicts become dotted keys, so every line stays `key=value` for grep."""
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from flatten(value, name + ".")
+        else:
+            yield name, value
+
+
 def render(sections: Iterable[tuple[str, dict[str, Any]]]) -> str:
     lines = [f"DUMP-START-TIME: {_stamp()}", ""]
     for title, values in sections:
         lines.append(f"[{title}]")
-        lines.extend(f"{key}={value}" for key, value in values.items())
+        lines.extend(f"{key}={value}" for key, value in flatten(values))
         lines.append("")
     lines.append(f"DUMP-END-TIME: {_stamp()}")
     return "\n".join(lines) + "\n"

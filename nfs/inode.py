@@ -1,0 +1,232 @@
+"""The inode table: gfid -> what the server knows about an object, with an LRU bound.
+
+Why it exists (gnfs's `inode_table_t`):
+- resolving a handle is a nameless LOOKUP by gfid down the graph; for an
+  object seen recently the table answers instead, so the common case costs
+  no extra fop (the fop that follows fails with ESTALE anyway if the object
+  went away meanwhile, and the resolver then forgets it);
+- the type is known before a fop is attempted, so READ of a directory or
+  READDIR of a file gets ISDIR/NOTDIR without a round trip;
+- dentries (parent gfid, name) -> child let a subdirectory export check that
+  a handle lies inside it, and let REMOVE/RENAME know which object a name
+  pointed to (to drop its cached fd when its last link goes).
+
+The table is bounded: `limit` inodes (gnfs: nfs.mem-factor x 6000), least
+recently used first out, except pinned ones (export roots).  Every method
+takes the one lock; they are all O(1) except `ancestors`, which walks at most
+`MAX_DEPTH` parents.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from glusterfsd.xlator import Iatt
+
+MAX_DEPTH = 4096
+
+
+class Inode:
+    """One object: its type, last seen attributes, and the dentry it was last reached by."""
+
+    __slots__ = ("gfid", "type", "iatt", "parent", "name", "pinned")
+
+    def __init__(self, gfid: bytes, type_: int):
+        self.gfid = gfid
+        self.type = type_
+        self.iatt: Iatt | None = None
+        self.parent: bytes | None = None
+        self.name: bytes | None = None
+        self.pinned = False
+
+    def __repr__(self) -> str:
+        return f"<Inode {self.gfid.hex()} type={self.type} parent={self.parent and self.parent.hex()}>"
+
+
+class InodeTable:
+    def __init__(self, limit: int):
+        if limit < 1:
+            raise ValueError("the inode table needs room for at least one inode")
+        self.limit = limit
+        self._inodes: OrderedDict[bytes, Inode] = OrderedDict()
+        self._dentries: dict[tuple[bytes, bytes], bytes] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    # --- reading ---------------------------------------------------------
+    def get(self, gfid: bytes) -> Inode | None:
+        """The inode for gfid (and mark it recently used), or None."""
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            if inode is None:
+                self.misses += 1
+                return None
+            self._inodes.move_to_end(gfid)
+            self.hits += 1
+            return inode
+
+    def child(self, parent: bytes, name: bytes) -> bytes | None:
+        """The gfid a name in a directory was last seen to point to."""
+        with self._lock:
+            return self._dentries.get((parent, name))
+
+    def parent_of(self, gfid: bytes) -> bytes | None:
+        """The directory gfid was last seen in (None if unknown)."""
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            return inode.parent if inode is not None else None
+
+    def ancestors(self, gfid: bytes) -> list[bytes] | None:
+        """gfid's parent chain as far as it is known ([parent, grandparent, ...]).
+
+        None when the chain breaks before reaching an inode without a parent
+        (unknown inode or a loop), i.e. the answer is incomplete.
+        """
+        chain = []
+        with self._lock:
+            current = self._inodes.get(gfid)
+            while current is not None and len(chain) < MAX_DEPTH:
+                if current.parent is None:
+                    return chain
+                chain.append(current.parent)
+                current = self._inodes.get(current.parent)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._inodes)
+
+    def __contains__(self, gfid: bytes) -> bool:
+        return gfid in self._inodes
+
+    # --- changing --------------------------------------------------------
+    def link(self, iatt: Iatt, parent: bytes | None = None, name: bytes | None = None,
+             pin: bool = False) -> Inode:
+        """Record an object seen (with the dentry it was reached by, if any)."""
+        gfid = iatt.gfid
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            if inode is None:
+                inode = Inode(gfid, iatt.type)
+                self._inodes[gfid] = inode
+                self._evict_locked()
+            else:
+                self._inodes.move_to_end(gfid)
+                inode.type = iatt.type
+            inode.iatt = iatt
+            if pin:
+                inode.pinned = True
+            if parent is not None and name is not None and name not in (b".", b".."):
+                self._set_dentry_locked(inode, parent, name)
+            return inode
+
+    def refresh(self, iatt: Iatt | None) -> None:
+        """Keep the attributes of a known inode current (after any fop that returned them)."""
+        if iatt is None:
+            return
+        with self._lock:
+            inode = self._inodes.get(iatt.gfid)
+            if inode is not None:
+                inode.iatt = iatt
+
+    def unlink(self, parent: bytes, name: bytes) -> bytes | None:
+        """Forget a dentry; returns the child gfid it pointed to (if known)."""
+        with self._lock:
+            gfid = self._dentries.pop((parent, name), None)
+            if gfid is not None:
+                inode = self._inodes.get(gfid)
+                if inode is not None and inode.parent == parent and inode.name == name:
+                    inode.parent = inode.name = None
+            return gfid
+
+    def rename(self, oldparent: bytes, oldname: bytes, newparent: bytes, newname: bytes,
+               gfid: bytes | None) -> None:
+        """Move a dentry (the target name, if it existed, is replaced)."""
+        with self._lock:
+            known = self._dentries.pop((oldparent, oldname), None)
+            gfid = gfid or known
+            replaced = self._dentries.pop((newparent, newname), None)
+            if replaced is not None and replaced != gfid:
+                old = self._inodes.get(replaced)
+                if old is not None and old.parent == newparent and old.name == newname:
+                    old.parent = old.name = None
+            inode = self._inodes.get(gfid) if gfid else None
+            if inode is not None:
+                self._set_dentry_locked(inode, newparent, newname)
+
+    def set_parent(self, gfid: bytes, parent: bytes) -> None:
+        """Record a directory's parent learnt from a '..' lookup (its name unknown)."""
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            if inode is not None and inode.parent != parent:
+                if inode.parent is not None and \
+                        self._dentries.get((inode.parent, inode.name)) == gfid:
+                    del self._dentries[(inode.parent, inode.name)]
+                inode.parent, inode.name = parent, None
+
+    def forget(self, gfid: bytes) -> None:
+        """Drop an object that no longer exists (unless pinned)."""
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            if inode is None or inode.pinned:
+                return
+            self._drop_locked(inode)
+
+    # --- internals -------------------------------------------------------
+    def _set_dentry_locked(self, inode: Inode, parent: bytes, name: bytes) -> None:
+        if inode.parent is not None and (inode.parent, inode.name) != (parent, name):
+            if self._dentries.get((inode.parent, inode.name)) == inode.gfid:
+                del self._dentries[(inode.parent, inode.name)]
+        inode.parent, inode.name = parent, name
+        self._dentries[(parent, name)] = inode.gfid
+
+    def _drop_locked(self, inode: Inode) -> None:
+        self._inodes.pop(inode.gfid, None)
+        if inode.parent is not None and self._dentries.get((inode.parent, inode.name)) == inode.gfid:
+            del self._dentries[(inode.parent, inode.name)]
+
+    def _evict_locked(self) -> None:
+        # Pinned inodes are moved to the young end so the scan stays short.
+        budget = len(self._inodes)
+        while len(self._inodes) > self.limit and budget > 0:
+            budget -= 1
+            gfid, inode = next(iter(self._inodes.items()))
+            if inode.pinned:
+                self._inodes.move_to_end(gfid)
+                continue
+            self._drop_locked(inode)
+            self.evictions += 1
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"inodes": len(self._inodes), "dentries": len(self._dentries),
+                    "limit": self.limit, "hits": self.hits, "misses": self.misses,
+                    "evictions": self.evictions}
+
+
+class InodeTables:
+    """One InodeTable per subvolume, as gnfs has one per xlator: gfids are unique only
+    within a volume (every root is 00..01, and a copied brick repeats all of them)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._tables: dict[str, InodeTable] = {}
+        self._lock = threading.Lock()
+
+    def table(self, volume: str) -> InodeTable:
+        table = self._tables.get(volume)
+        if table is None:
+            with self._lock:
+                table = self._tables.setdefault(volume, InodeTable(self.limit))
+        return table
+
+    def stats(self) -> dict:
+        totals = {"inodes": 0, "dentries": 0, "hits": 0, "misses": 0, "evictions": 0}
+        for table in list(self._tables.values()):
+            for key, value in table.stats().items():
+                if key in totals:
+                    totals[key] += value
+        totals["limit_per_volume"] = self.limit
+        totals["volumes"] = len(self._tables)
+        return totals

@@ -1,0 +1,167 @@
+"""The inode table (LRU, pinning, dentries) and the fd cache (reuse, refcounts, eviction)."""
+import errno
+import os
+import threading
+
+import pytest
+
+from glusterfsd.xlator import IA_DIR, IA_REG, Fd, Iatt
+from nfs.fdcache import FdCache
+from nfs.inode import InodeTable
+
+
+def iatt(n: int, kind=IA_REG) -> Iatt:
+    gfid = n.to_bytes(16, "big")
+    return Iatt(gfid, kind, 0o644, 1, 0, 0, 0, 0, 0, 0, 1, n, 0, 0, 0)
+
+
+def gfid(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+# --- inode table --------------------------------------------------------------------
+def test_lru_evicts_the_least_recently_used():
+    table = InodeTable(3)
+    for n in (1, 2, 3):
+        table.link(iatt(n))
+    table.get(gfid(1))                  # 1 is now the youngest
+    table.link(iatt(4))
+    assert gfid(2) not in table and gfid(1) in table and len(table) == 3
+    assert table.stats()["evictions"] == 1
+
+
+def test_pinned_inodes_are_never_evicted():
+    table = InodeTable(2)
+    table.link(iatt(1, IA_DIR), pin=True)
+    for n in range(2, 50):
+        table.link(iatt(n))
+    assert gfid(1) in table and len(table) == 2
+    table.forget(gfid(1))
+    assert gfid(1) in table
+
+
+def test_dentries_follow_link_unlink_rename():
+    table = InodeTable(100)
+    table.link(iatt(1, IA_DIR))
+    table.link(iatt(2, IA_DIR))
+    table.link(iatt(10), gfid(1), b"a")
+    assert table.child(gfid(1), b"a") == gfid(10)
+    assert table.parent_of(gfid(10)) == gfid(1)
+    table.rename(gfid(1), b"a", gfid(2), b"b", None)
+    assert table.child(gfid(1), b"a") is None and table.child(gfid(2), b"b") == gfid(10)
+    assert table.parent_of(gfid(10)) == gfid(2)
+    assert table.unlink(gfid(2), b"b") == gfid(10)
+    assert table.parent_of(gfid(10)) is None
+
+
+def test_rename_over_an_existing_name_detaches_the_old_inode():
+    table = InodeTable(100)
+    table.link(iatt(10), gfid(1), b"a")
+    table.link(iatt(11), gfid(1), b"b")
+    table.rename(gfid(1), b"a", gfid(1), b"b", gfid(10))
+    assert table.child(gfid(1), b"b") == gfid(10)
+    assert table.parent_of(gfid(11)) is None
+
+
+def test_ancestors_and_eviction_drop_dentries():
+    table = InodeTable(3)
+    table.link(iatt(1, IA_DIR))
+    table.link(iatt(2, IA_DIR), gfid(1), b"d")
+    table.link(iatt(3), gfid(2), b"f")
+    assert table.ancestors(gfid(3)) == [gfid(2), gfid(1)]
+    table.link(iatt(4))                 # evicts 1: the chain breaks
+    assert table.ancestors(gfid(3)) is None
+    table.forget(gfid(2))
+    assert table.child(gfid(1), b"d") is None
+
+
+def test_limit_must_be_positive():
+    with pytest.raises(ValueError):
+        InodeTable(0)
+
+
+# --- fd cache -------------------------------------------------------------------------
+class FakeVolume:
+    """Counts opens and releases; `refuse_rw` makes O_RDWR fail like a read-only store."""
+
+    def __init__(self, refuse_rw=False):
+        self.opened, self.released = [], []
+        self.refuse_rw = refuse_rw
+        self.lock = threading.Lock()
+
+    def open(self, caller, gfid, flags):
+        if self.refuse_rw and flags & os.O_ACCMODE == os.O_RDWR:
+            raise OSError(errno.EROFS, "read-only")
+        with self.lock:
+            fd = Fd(gfid, flags)
+            self.opened.append(fd)
+            return fd
+
+    def release(self, fd):
+        with self.lock:
+            self.released.append(fd)
+
+
+def test_fds_are_reused_across_calls():
+    vol, cache = FakeVolume(), FdCache(8)
+    with cache.use(vol, gfid(1), writable=False) as first:
+        pass
+    with cache.use(vol, gfid(1), writable=True) as second:
+        pass
+    assert first is second and len(vol.opened) == 1 and first.flags & os.O_ACCMODE == os.O_RDWR
+    assert cache.stats()["hits"] == 1
+
+
+def test_read_only_storage_falls_back_to_rdonly_and_write_fails():
+    vol, cache = FakeVolume(refuse_rw=True), FdCache(8)
+    with cache.use(vol, gfid(1), writable=False) as fd:
+        assert fd.flags == os.O_RDONLY
+    with pytest.raises(OSError) as err:
+        with cache.use(vol, gfid(1), writable=True):
+            pass
+    assert err.value.errno == errno.EROFS
+
+
+def test_eviction_and_drop_release_only_idle_fds():
+    vol, cache = FakeVolume(), FdCache(2)
+    with cache.use(vol, gfid(1), writable=False) as busy:
+        cache.drop(vol, gfid(1))
+        assert busy not in vol.released         # still in use
+    assert busy in vol.released                 # released when handed back
+    for n in (2, 3, 4):
+        with cache.use(vol, gfid(n), writable=False):
+            pass
+    assert len(cache) == 2 and len(vol.released) == 2
+
+
+def test_adopt_and_close_all():
+    vol, cache = FakeVolume(), FdCache(8)
+    adopted = Fd(gfid(9), os.O_RDWR)
+    cache.adopt(vol, gfid(9), adopted, writable=True)
+    with cache.use(vol, gfid(9), writable=True) as fd:
+        assert fd is adopted
+    cache.close_all()
+    assert adopted in vol.released and len(cache) == 0
+
+
+def test_idle_fds_are_closed_after_the_timeout(monkeypatch):
+    vol, cache = FakeVolume(), FdCache(8, idle_seconds=10)
+    clock = [1000.0]
+    monkeypatch.setattr("nfs.fdcache.time.monotonic", lambda: clock[0])
+    cache._last_sweep = clock[0]
+    with cache.use(vol, gfid(1), writable=False):
+        pass
+    clock[0] += 30
+    with cache.use(vol, gfid(2), writable=False):
+        pass
+    assert len(vol.released) == 1 and vol.released[0].gfid == gfid(1)
+
+
+def test_each_volume_has_its_own_table():
+    from nfs.inode import InodeTables
+    tables = InodeTables(10)
+    tables.table("gv0").link(iatt(1, IA_DIR))
+    assert gfid(1) in tables.table("gv0") and gfid(1) not in tables.table("gv1")
+    assert tables.table("gv0") is tables.table("gv0")
+    stats = tables.stats()
+    assert stats["inodes"] == 1 and stats["volumes"] == 2 and stats["limit_per_volume"] == 10
