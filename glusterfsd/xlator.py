@@ -187,15 +187,14 @@ _REGISTRY: dict[str, type["Xlator"]] = {}
 # Types seen in glusterd-written volfiles that this project does not implement,
 # with what the operator should use instead.
 NOT_IMPLEMENTED = {
-    "protocol/client": "to serve a GlusterFS volume use the gfapi xlator (type mount/gfapi) "
-                       "over the volume instead of protocol/client",
+    "protocol/client": "serving a GlusterFS volume needs the libgfapi xlator, which is not "
+                       "available yet; export a local directory with storage/posix",
     "protocol/server": "this daemon is an NFS server, not a brick; run glusterfsd for bricks",
     "mount/fuse": "this daemon serves NFS; mount with a FUSE client instead",
 }
 for _prefix in ("cluster/", "performance/", "debug/", "features/"):
     NOT_IMPLEMENTED[_prefix] = ("GlusterFS's client-side translators are not implemented here; "
-                                "put mount/gfapi under nfs/server to reach a GlusterFS volume, "
-                                "or storage/posix for a local directory")
+                                "put storage/posix (a local directory) under nfs/server")
 
 
 def register(cls: type["Xlator"]) -> type["Xlator"]:
@@ -224,18 +223,14 @@ def known_types() -> dict[str, type["Xlator"]]:
     return dict(_REGISTRY)
 
 
-_BUILTIN_MODULES = ("xlators.storage.posix", "nfs.server", "xlators.mount.gfapi")
+_BUILTIN_MODULES = ("xlators.storage.posix", "nfs.server")
 
 
 def _load_builtin_types():
+    """Import the shipped xlators (late: they import this module)."""
     import importlib
     for name in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            missing = err.name or ""
-            if not (name == missing or name.startswith(missing + ".")):
-                raise
+        importlib.import_module(name)
 
 
 class Xlator:

@@ -129,6 +129,13 @@ def test_showmount_lists_exports_and_mounts(tmp_path):
             done = run("showmount", "-a", "127.0.0.1", timeout=30)
             assert done.returncode == 0, done.stderr
             assert "127.0.0.1:/gv0" in done.stdout.decode()
+            # libnfs with no ports in the URL finds NFS and MOUNT through the portmapper
+            source = tmp_path / "through-portmap.bin"
+            random_file(source, 70000)
+            done = run("nfs-cp", str(source), "nfs://127.0.0.1/gv0/through-portmap.bin")
+            assert done.returncode == 0, done.stderr
+            done = run("nfs-cat", "nfs://127.0.0.1/gv0/through-portmap.bin")
+            assert done.returncode == 0 and done.stdout == source.read_bytes()
         finally:
             mappings = list(srv.xlator.registered)
     remaining = {(p, v) for p, v, _proto, _port in (pmap.dump() if pmap.portmapper_answers()
