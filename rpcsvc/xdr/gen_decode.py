@@ -133,7 +133,7 @@ class DecodeGen:
         grab = f"buf[off:{e}]"
         self.line(ind, f"{o} = {'bytes(' + grab + ')' if what == 'string' else grab}")
         self.line(ind, f"off = {e} + _PADLEN[{n} & 3]")
-        self.line(ind, f"if off > blen:")
+        self.line(ind, "if off > blen:")
         self.fail(ind + 1, "_Short", f"{path}: buffer ends inside {an} of %d bytes", n)
         self.line(ind, f"if {n} & 3 and buf[{e}:off] != _ZPAD[{n} & 3]:")
         self.fail(ind + 1, "_BadPad", f"{path}: non-zero padding after {an}")

@@ -1,7 +1,6 @@
 """The persistent mount list (rmtab): survives restarts, shrugs off damage."""
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
@@ -9,25 +8,13 @@ import pytest
 
 from mount import rmtab as rmtab_mod
 from mount.rmtab import Rmtab, RmtabFormatError, parse, render
+from log_capture import capture_log
 
 
 @pytest.fixture
 def mount_log():
     """Records of the 'glusterfs.mount3' logger during the test."""
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record)
-
-    logger = logging.getLogger("glusterfs.mount3")
-    handler = Keep(level=logging.DEBUG)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
+    yield from capture_log("mount3")
 
 
 def test_add_remove_and_dedupe_in_memory():

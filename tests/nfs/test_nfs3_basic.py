@@ -2,28 +2,10 @@
 import os
 import struct
 
-import pytest
 
 from glusterfsd.xlator import ROOT_GFID
 from nfs import fh
-from nfs3_harness import N, OK, NfsTestServer, fh3, random_gfid, sattr
-
-
-@pytest.fixture
-def server(tmp_path):
-    with NfsTestServer(tmp_path) as srv:
-        yield srv
-
-
-@pytest.fixture
-def root(server):
-    return server.mount("/gv0")
-
-
-@pytest.fixture
-def nfs(server):
-    with server.client() as client:
-        yield client
+from nfs3_harness import N, OK, fh3, random_gfid, sattr
 
 
 def test_null_answers(nfs):

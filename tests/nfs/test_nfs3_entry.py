@@ -8,23 +8,6 @@ from nfs import fh
 from nfs3_harness import N, OK, NfsTestServer, fh3, sattr
 
 
-@pytest.fixture
-def server(tmp_path):
-    with NfsTestServer(tmp_path) as srv:
-        yield srv
-
-
-@pytest.fixture
-def root(server):
-    return server.mount("/gv0")
-
-
-@pytest.fixture
-def nfs(server):
-    with server.client() as client:
-        yield client
-
-
 def where(directory, name):
     return N.diropargs3(dir=fh3(directory), name=name)
 

@@ -7,23 +7,6 @@ from nfs import writeverf
 from nfs3_harness import N, OK, NfsTestServer, fh3
 
 
-@pytest.fixture
-def server(tmp_path):
-    with NfsTestServer(tmp_path) as srv:
-        yield srv
-
-
-@pytest.fixture
-def root(server):
-    return server.mount("/gv0")
-
-
-@pytest.fixture
-def nfs(server):
-    with server.client() as client:
-        yield client
-
-
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 1])
 def test_write_then_read_back(nfs, root, server, size):
     data = os.urandom(size)

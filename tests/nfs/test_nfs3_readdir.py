@@ -9,23 +9,6 @@ from nfs3_harness import N, OK, NfsTestServer, fh3
 MANY = 10_000
 
 
-@pytest.fixture
-def server(tmp_path):
-    with NfsTestServer(tmp_path) as srv:
-        yield srv
-
-
-@pytest.fixture
-def root(server):
-    return server.mount("/gv0")
-
-
-@pytest.fixture
-def nfs(server):
-    with server.client() as client:
-        yield client
-
-
 def test_listing_of_an_empty_export_has_dots_and_eof(nfs, root):
     status, res = nfs.readdir(root)
     assert status == OK and res.reply.eof

@@ -1,7 +1,6 @@
 """Fixtures for the rpcsvc tests: an event pool and services built on it."""
 from __future__ import annotations
 
-import logging
 import threading
 
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from event import new_pool
 from rpc_testkit import TestActors, nfs_program
 from rpcsvc.svc import RpcService
+from log_capture import capture_log
 
 
 @pytest.fixture
@@ -54,20 +54,7 @@ def serve(pool):
 @pytest.fixture
 def rpc_log():
     """Records of the 'glusterfs.rpcsvc' logger during the test."""
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record)
-
-    logger = logging.getLogger("glusterfs.rpcsvc")
-    handler = Keep(level=logging.DEBUG)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
+    yield from capture_log("rpcsvc")
 
 
 @pytest.fixture(autouse=True)
