@@ -84,14 +84,25 @@ class _ReverseCache:
                 return hit[1]
         try:
             name, aliases, _ = socket.gethostbyaddr(address)
-            found = tuple(n.lower().rstrip(".") for n in (name, *aliases) if n)
+            claimed = tuple(n.lower().rstrip(".") for n in (name, *aliases) if n)
         except (OSError, UnicodeError):
-            found = ()
+            claimed = ()
+        found = tuple(n for n in claimed if _resolves_back(n, address))
         with self._lock:
             if len(self._names) >= self.size:
                 self._names.clear()
             self._names[address] = (now + self.ttl, found)
         return found
+
+
+def _resolves_back(name: str, address: str) -> bool:
+    """Forward-confirm a PTR answer: whoever controls their reverse zone could
+    otherwise claim any host name and match a name rule."""
+    try:
+        infos = socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError):
+        return False
+    return any(info[4][0] == address for info in infos)
 
 
 REVERSE_DNS = _ReverseCache()

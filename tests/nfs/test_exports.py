@@ -364,6 +364,7 @@ def test_reverse_cache_remembers_results(monkeypatch):
         return ("host.example.com", ["alias.example.com"], [addr])
 
     monkeypatch.setattr(hostrules.socket, "gethostbyaddr", fake)
+    monkeypatch.setattr(hostrules, "_resolves_back", lambda name, addr: True)
     cache = hostrules._ReverseCache(ttl=60)
     assert cache.names("10.0.0.1") == ("host.example.com", "alias.example.com")
     assert cache.names("10.0.0.1") == ("host.example.com", "alias.example.com")
@@ -374,6 +375,22 @@ def test_reverse_cache_remembers_results(monkeypatch):
 
     monkeypatch.setattr(hostrules.socket, "gethostbyaddr", failing)
     assert cache.names("10.0.0.2") == ()
+
+
+def test_reverse_names_must_resolve_back_to_the_address(monkeypatch):
+    """A PTR record alone proves nothing: the name must map back to the client."""
+    monkeypatch.setattr(hostrules.socket, "gethostbyaddr",
+                        lambda addr: ("trusted.example.com", ["mine.example.org"], [addr]))
+    forward = {"trusted.example.com": "10.9.9.9", "mine.example.org": "10.0.0.8"}
+
+    def getaddrinfo(name, port):
+        if name not in forward:
+            raise OSError("no such name")
+        return [(2, 1, 6, "", (forward[name], 0))]
+
+    monkeypatch.setattr(hostrules.socket, "getaddrinfo", getaddrinfo)
+    cache = hostrules._ReverseCache(ttl=60)
+    assert cache.names("10.0.0.8") == ("mine.example.org",)  # the forged "trusted" name is dropped
 
 
 @pytest.mark.parametrize("good", ["*", "all", "none", "10.0.0.1", "10.0.0.0/8", "fe80::/10",
