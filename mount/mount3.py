@@ -40,8 +40,8 @@ MOUNT = xdr.load("mount3")
 PROC_NULL, PROC_MNT, PROC_DUMP, PROC_UMNT, PROC_UMNTALL, PROC_EXPORT = range(6)
 
 AUTH_NULL, AUTH_UNIX = 0, 1
-# Linux clients pick the first flavour they support and require AUTH_UNIX to be offered.
-AUTH_FLAVORS = [AUTH_UNIX, AUTH_NULL]
+# The nfs/server options that say which flavours NFS calls may use.
+_FLAVOR_OPTIONS = (("rpc-auth.auth-unix", AUTH_UNIX), ("rpc-auth.auth-null", AUTH_NULL))
 
 _ERRNO_TO_MNTSTAT = {
     errno.EPERM: "MNT3ERR_PERM",
@@ -68,6 +68,32 @@ def _peer_host(req) -> str:
     return str(peer or "")
 
 
+def offered_flavors(options: Callable[[str], object] | None) -> list[int]:
+    """The auth_flavors a MNT reply offers, strongest first.
+
+    Why: RFC 1813 Appendix I has the server list the flavours the client may
+    use on the mounted file system, and Linux clients pick the first of them
+    they support.  Offering AUTH_UNIX while `rpc-auth.auth-unix` is off (or
+    AUTH_NULL while `rpc-auth.auth-null` is off) sends the client to a flavour
+    every NFS call will then refuse with AUTH_ERROR.  `options` reads an
+    nfs/server option; without one (a MOUNT service not under nfs/server)
+    both are offered, which are that server's defaults.
+    """
+    if options is None:
+        return [AUTH_UNIX, AUTH_NULL]
+    return [flavor for key, flavor in _FLAVOR_OPTIONS if options(key)]
+
+
+def _server_options_of(export) -> Callable[[str], object] | None:
+    """The option reader of the nfs/server above an export's volume: the
+    parent xlator that declares the rpc-auth flavour options."""
+    for parent in getattr(export.xlator, "parents", ()):
+        table = parent.option_table()
+        if all(table.lookup(key) is not None for key, _ in _FLAVOR_OPTIONS):
+            return parent.option
+    return None
+
+
 def _text(value: str | bytes) -> bytes:
     """A rmtab/export string as the XDR `name`/`dirpath` bytes."""
     return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
@@ -81,9 +107,18 @@ class MountService:
     the programs (or call `set_exports`).
     """
 
-    def __init__(self, exports: ExportTable | Callable[[], ExportTable], rmtab: Rmtab):
+    def __init__(self, exports: ExportTable | Callable[[], ExportTable], rmtab: Rmtab,
+                 server_options: Callable[[str], object] | None = None):
         self._exports = exports if callable(exports) else (lambda: exports)
         self.rmtab = rmtab
+        # Reads nfs/server options (rpc-auth.auth-unix/-null); None: found
+        # through the mounted export's volume, whose parent is the server.
+        self._server_options = server_options
+
+    def auth_flavors(self, export) -> list[int]:
+        """What a MNT of `export` offers (see `offered_flavors`), read per call
+        so that a reconfigured server answers with its new options."""
+        return offered_flavors(self._server_options or _server_options_of(export))
 
     @property
     def exports(self) -> ExportTable:
@@ -119,7 +154,8 @@ class MountService:
         except ValueError as err:   # a path the rmtab format cannot hold; the mount still works
             logger.warning("not recording the mount of %s by %s: %s", shown, host, err)
         logger.info("MNT of %s from %s (export %s)", path, host, export.path)
-        return (MOUNT.MNT3_OK, MOUNT.mountres3_ok(fhandle=handle, auth_flavors=list(AUTH_FLAVORS)))
+        return (MOUNT.MNT3_OK, MOUNT.mountres3_ok(fhandle=handle,
+                                                  auth_flavors=self.auth_flavors(export)))
 
     def dump(self, req):
         return [MOUNT.mountbody(ml_hostname=_text(host)[:MNTNAMLEN], ml_directory=_text(path))
@@ -162,9 +198,10 @@ class MountService:
         return [v3, v1]
 
 
-def mount_programs(exports: ExportTable | Callable[[], ExportTable], rmtab: Rmtab) -> list[Program]:
+def mount_programs(exports: ExportTable | Callable[[], ExportTable], rmtab: Rmtab,
+                   server_options: Callable[[str], object] | None = None) -> list[Program]:
     """MOUNT v3 and v1 programs over one export table and mount list."""
-    return MountService(exports, rmtab).programs()
+    return MountService(exports, rmtab, server_options).programs()
 
 
 _MNTSTAT_NAMES = {getattr(MOUNT, name): name for name in

@@ -20,6 +20,13 @@ the change and replaces the file atomically (write a temporary file, fsync,
 rename), so a crash leaves either the old or the new list, never half of one.
 A file that cannot be read or parsed is logged and treated as empty: a
 damaged rmtab must never stop MOUNT from working.
+
+The file is the server's, not a client's: MOUNT runs in the same stage
+threads as NFS calls, and those threads keep the file-system identity of the
+last NFS caller (storage/posix switches fsuid per thread and switches back
+only when needed).  So every touch of the file first gives the thread back
+the daemon's own identity (`identity.reset_thread`); without it, a MNT after
+a uid-1000 GETATTR would read and write the rmtab as uid 1000.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import threading
 from contextlib import contextmanager
 
 from glusterfsd import log as gflog
+from xlators.storage.identity import reset_thread
 
 logger = gflog.get_logger("mount3")
 
@@ -108,6 +116,7 @@ class Rmtab:
         self._file_failed = False          # the last write failed: memory is ahead of the file
         self._read_problem: str | None = None   # last problem logged, so it is logged once
         if path is not None:
+            reset_thread()
             with self._lock:
                 self._memory = self._read_file() or []
 
@@ -125,6 +134,7 @@ class Rmtab:
         """Every (host, path), oldest first (re-read from the file when there is one)."""
         with self._lock:
             if self.path is not None and not self._file_failed:
+                reset_thread()
                 with self._file_lock(exclusive=False):
                     found = self._read_file()
                 if found is not None:
@@ -151,6 +161,7 @@ class Rmtab:
             if self.path is None:
                 self._memory = edit(self._memory)
                 return
+            reset_thread()
             try:
                 with self._file_lock(exclusive=True):
                     current = None if self._file_failed else self._read_file()

@@ -5,12 +5,16 @@ handle.  Opening and closing per call would cost two syscalls and, worse,
 close() after an UNSTABLE write; so, like gnfs's anonymous fds and knfsd's
 file cache, we keep a bounded LRU of fds per (subvolume, gfid).
 
-The fds are opened as root (the server's own identity); whether a caller may
-read or write is checked per call by the procedure (ACCESS-style, as the
-caller), because one fd serves every caller.  Entries are reference counted:
-an fd evicted or dropped while a call still uses it is released when that
-call hands it back, never under it.  Idle fds are closed after `idle_seconds`
-so a file deleted by someone else does not keep its space for long.
+The fds are opened as the server itself (`SERVER_CALLER`: real root, which
+storage never root-squashes -- squashing is about what a CLIENT's uid 0 may
+do, and a squashed server could not open its users' 0600 files for them).
+Every fd here is marked anonymous (`ANONYMOUS_FD`, also those adopted from
+CREATE): one fd serves every caller, so storage checks each READ and WRITE
+against that call's caller on a fresh fstat (see xlators/storage/posix_io).
+Entries are reference counted: an fd evicted or dropped while a call still
+uses it is released when that call hands it back, never under it.  Idle fds
+are closed after `idle_seconds` so a file deleted by someone else does not
+keep its space for long.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 
-from glusterfsd.xlator import ROOT_CALLER, Fd
+from glusterfsd.xlator import Fd
+from xlators.storage.identity import ANONYMOUS_FD, SERVER_CALLER
 
 
 class _Entry:
@@ -63,6 +68,7 @@ class FdCache:
     def adopt(self, xlator, gfid: bytes, fd: Fd, writable: bool) -> None:
         """Keep an fd a fop already opened (CREATE's), instead of closing it."""
         key = (id(xlator), gfid)
+        fd.ctx[ANONYMOUS_FD] = True   # the creator's Fd now serves every caller
         entry = _Entry(xlator, fd, writable)
         stale = []
         with self._lock:
@@ -123,12 +129,14 @@ class FdCache:
     def _open(self, xlator, gfid: bytes, writable: bool) -> tuple[Fd, bool]:
         self.opens += 1
         try:
-            return xlator.open(ROOT_CALLER, gfid, os.O_RDWR), True
+            fd, got_writable = xlator.open(SERVER_CALLER, gfid, os.O_RDWR), True
         except OSError as err:
             if writable or err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM,
                                              errno.ETXTBSY):
                 raise
-        return xlator.open(ROOT_CALLER, gfid, os.O_RDONLY), False
+            fd, got_writable = xlator.open(SERVER_CALLER, gfid, os.O_RDONLY), False
+        fd.ctx[ANONYMOUS_FD] = True
+        return fd, got_writable
 
     def _release(self, entry: _Entry) -> None:
         with self._lock:

@@ -11,6 +11,11 @@ Why it exists (gnfs's `inode_table_t`):
   a handle lies inside it, and let REMOVE/RENAME know which object a name
   pointed to (to drop its cached fd when its last link goes).
 
+Dentries are kept only for real names: never "", "." or "..", and never an
+object as its own parent.  Such a link would make a directory its own
+ancestor, and a subdirectory export's containment walk (nfs.resolver) would
+then find no export root above it and answer STALE for every client.
+
 The table is bounded: `limit` inodes (gnfs: nfs.mem-factor x 6000), least
 recently used first out, except pinned ones (export roots).  Every method
 takes the one lock; they are all O(1) except `ancestors`, which walks at most
@@ -24,6 +29,12 @@ from collections import OrderedDict
 from glusterfsd.xlator import Iatt
 
 MAX_DEPTH = 4096
+_NOT_NAMES = (b"", b".", b"..")
+
+
+def _real_dentry(gfid: bytes, parent: bytes, name: bytes) -> bool:
+    """True if (parent, name) -> gfid may be recorded (see the module doc)."""
+    return parent != gfid and name not in _NOT_NAMES
 
 
 class Inode:
@@ -117,7 +128,7 @@ class InodeTable:
             inode.iatt = iatt
             if pin:
                 inode.pinned = True
-            if parent is not None and name is not None and name not in (b".", b".."):
+            if parent is not None and name is not None and _real_dentry(gfid, parent, name):
                 self._set_dentry_locked(inode, parent, name)
             return inode
 
@@ -153,10 +164,17 @@ class InodeTable:
                     old.parent = old.name = None
             inode = self._inodes.get(gfid) if gfid else None
             if inode is not None:
-                self._set_dentry_locked(inode, newparent, newname)
+                if _real_dentry(gfid, newparent, newname):
+                    self._set_dentry_locked(inode, newparent, newname)
+                elif inode.parent is not None:      # its old dentry is gone: forget where it is
+                    if self._dentries.get((inode.parent, inode.name)) == gfid:
+                        del self._dentries[(inode.parent, inode.name)]
+                    inode.parent = inode.name = None
 
     def set_parent(self, gfid: bytes, parent: bytes) -> None:
         """Record a directory's parent learnt from a '..' lookup (its name unknown)."""
+        if parent == gfid:
+            return          # the volume root is its own '..': it has no parent
         with self._lock:
             inode = self._inodes.get(gfid)
             if inode is not None and inode.parent != parent:

@@ -37,6 +37,7 @@ ACCESS_EXTEND, ACCESS_DELETE, ACCESS_EXECUTE = 0x08, 0x10, 0x20
 _ACCESS_WRITE_BITS = ACCESS_MODIFY | ACCESS_EXTEND | ACCESS_DELETE
 FSF3_LINK, FSF3_SYMLINK, FSF3_HOMOGENEOUS, FSF3_CANSETTIME = 0x1, 0x2, 0x8, 0x10
 MAX_FILE_SIZE = 1 << 50       # FSINFO maxfilesize: 1 PiB, as gnfs
+OFFSET_MAX = (1 << 63) - 1    # the largest file offset the kernel takes (loff_t)
 PATHCONF_LINKMAX = 256        # as gnfs
 _GONE = (errno.ENOENT, errno.ESTALE)
 
@@ -133,6 +134,26 @@ class Nfs3:
             return NfsError(status, message, **{field: target.mapper.wcc(None, iatt)})
         return NfsError(status, message, **{field: target.mapper.post_op(iatt)})
 
+    def refuse_bad_name(self, req, directory: Target, name: bytes, field: str) -> None:
+        """ACCES for an empty name, NAMETOOLONG above NAME_MAX (before any fop).
+
+        An empty name is ACCES as knfsd answers it (lookup_one_len refuses a
+        zero length with EACCES).  It must never reach the storage as "this
+        directory": LOOKUP would then hand out the directory as its own child."""
+        if not name:
+            raise self.fail(N.NFS3ERR_ACCES, req, directory, field, "empty name")
+        if len(name) > NAME_MAX:
+            raise self.fail(N.NFS3ERR_NAMETOOLONG, req, directory, field)
+
+    def refuse_too_big(self, req, target: Target, size: int | None, field: str) -> None:
+        """FBIG for a file size above FSINFO's maxfilesize, before the storage sees it.
+
+        The storage could not even take some (>= 2**63 is no loff_t), and a
+        client that honours maxfilesize never asks for more."""
+        if size is not None and size > MAX_FILE_SIZE:
+            raise self.fail(N.NFS3ERR_FBIG, req, target, field,
+                            f"size {size} above the maximum file size {MAX_FILE_SIZE}")
+
     def refuse_read_only(self, req, target: Target, field: str) -> None:
         """ROFS for a modifying procedure on a read-only export (before touching anything)."""
         if target.export.read_only:
@@ -211,6 +232,7 @@ def proc_setattr(nfs: Nfs3, req, args):
         if (now.seconds, now.nseconds) != (obj_ctime.seconds, obj_ctime.nseconds):
             raise NfsError(N.NFS3ERR_NOT_SYNC, "ctime guard does not match",
                            obj_wcc=mapper.wcc(current, current))
+    nfs.refuse_too_big(req, target, change.size, "obj_wcc")
     if setattr_is_empty(change):
         current = nfs.stat(req, target)
         return (NFS3_OK, N.SETATTR3resok(obj_wcc=mapper.wcc(current, current)))
@@ -229,11 +251,10 @@ def proc_lookup(nfs: Nfs3, req, args):
     directory = nfs.resolve_dir(req, args.what.dir)
     name = bytes(args.what.name)
     mapper = directory.mapper
-    if len(name) > NAME_MAX:
-        raise nfs.fail(N.NFS3ERR_NAMETOOLONG, req, directory, "dir_attributes")
+    nfs.refuse_bad_name(req, directory, name, "dir_attributes")
     xl, caller = directory.xl, req.caller
     try:
-        if name in (b"", b".") or (name == b".." and directory.gfid == directory.export.root_gfid):
+        if name == b"." or (name == b".." and directory.gfid == directory.export.root_gfid):
             # '..' of the export root is the root itself: no way out of an export.
             obj = xl.lookup(caller, directory.gfid, b".")
             dir_iatt = obj

@@ -5,11 +5,21 @@ storage/posix), valid for any open of the directory and across restarts, so
 the server keeps no per-client listing state.
 
 Cookie verifier (our choice, documented): a constant per directory, derived
-from its gfid.  A listing resumed with cookie != 0 must echo it, else
-NFS3ERR_BAD_COOKIE -- which also covers gnfs's only check (verifier 0 with a
-non-zero cookie).  Because the cookies stay valid while the directory
-changes, the verifier never has to change, so a client that kept it (Linux
-keeps one per directory, VMware sends one after EOF) is never refused.
+from its gfid (the same on every server head, which derive it alike).
+Because the cookies stay valid while the directory changes, the verifier
+never has to change, so a client that kept it (Linux keeps one per
+directory, VMware sends one after EOF) is never refused.  A listing resumed
+with cookie != 0 is accepted with that verifier or with an all-zero one:
+the Linux client zeroes its verifier when it drops a directory's cached
+attributes (nfs_zap_caches) yet keeps resuming at its cookies, and since
+every cookie here is valid (a storage d_off) refusing it would only force
+the client to restart the listing -- gnfs's BAD_COOKIE for verifier 0 made
+`ls` of a large directory fail with EBADCOOKIE/EIO after attribute
+changes.  A non-zero verifier that is not this directory's still gets
+NFS3ERR_BAD_COOKIE: the client mixed up its state (another directory's
+verifier, a forged one), and restarting the listing is the safe answer.
+(knfsd accepts any verifier; we keep this one check because it costs
+nothing and can only ever fire on a confused client.)
 
 Sizes (RFC 1813 §3.3.16-17), counted exactly as the XDR encoding:
 - READDIR `count` bounds the whole READDIR3resok;
@@ -43,6 +53,7 @@ PLUS_NOTHING = 4 + 4                 # both FALSE
 DIR_INFO_FIXED = 8 + 4 + 8           # what dircount counts per entry
 MAX_BATCHES = 64                     # storage calls per reply, a bound on one call's work
 UDP_REPLY_MAX = 32768
+ZERO_VERIFIER = bytes(8)             # what a client sends when it has no verifier
 
 
 def cookie_verifier(gfid: bytes) -> bytes:
@@ -64,7 +75,8 @@ def _open_listing(nfs, req, args):
     if directory.type != IA_DIR:
         raise nfs.fail(N.NFS3ERR_NOTDIR, req, directory, "dir_attributes")
     verf = cookie_verifier(directory.gfid)
-    if args.cookie != 0 and bytes(args.cookieverf) != verf:
+    given = bytes(args.cookieverf)
+    if args.cookie != 0 and given != verf and given != ZERO_VERIFIER:
         raise nfs.fail(N.NFS3ERR_BAD_COOKIE, req, directory, "dir_attributes",
                        "cookie verifier does not match")
     return directory, verf

@@ -47,8 +47,7 @@ def _where(nfs, req, diropargs, field: str = "dir_wcc"):
     """Resolve diropargs3 to (directory Target, name), refusing what cannot be a new name."""
     directory = nfs.resolve_dir(req, diropargs.dir, field)
     name = bytes(diropargs.name)
-    if len(name) > NAME_MAX:
-        raise nfs.fail(N.NFS3ERR_NAMETOOLONG, req, directory, field)
+    nfs.refuse_bad_name(req, directory, name, field)
     return directory, name
 
 
@@ -77,6 +76,7 @@ def proc_create(nfs, req, args):
     if mode == N.EXCLUSIVE:
         return _create_exclusive(nfs, req, directory, name, bytes(how))
     change = sattr3_to_setattr(how)
+    nfs.refuse_too_big(req, directory, change.size, "dir_wcc")
     perm = DEFAULT_FILE_MODE if change.mode is None else change.mode
     xl = directory.xl
     flags = os.O_CREAT | os.O_RDWR | (os.O_EXCL if mode == N.GUARDED else 0)
@@ -249,6 +249,8 @@ def proc_rename(nfs, req, args):
     if fromdir.export.read_only:
         raise failure(N.NFS3ERR_ROFS)
     oldname, newname = bytes(src.name), bytes(dst.name)
+    if not oldname or not newname:
+        raise failure(N.NFS3ERR_ACCES, "empty name")        # as knfsd (Nfs3.refuse_bad_name)
     if len(oldname) > NAME_MAX or len(newname) > NAME_MAX:
         raise failure(N.NFS3ERR_NAMETOOLONG)
     moved = _peek(req, fromdir, oldname)
@@ -289,6 +291,8 @@ def proc_link(nfs, req, args):
     if linkdir.export.read_only:
         raise failure(N.NFS3ERR_ROFS)
     name = bytes(args.link.name)
+    if not name:
+        raise failure(N.NFS3ERR_ACCES, "empty name")        # as knfsd (Nfs3.refuse_bad_name)
     if len(name) > NAME_MAX:
         raise failure(N.NFS3ERR_NAMETOOLONG)
     try:

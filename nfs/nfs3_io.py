@@ -1,17 +1,28 @@
 """READ, WRITE and COMMIT: file data, through the fd cache.
 
-Permissions: the cached fd was opened by the server, so each call checks the
-caller's right itself -- the owner of a regular file may always read and
-write it (knfsd's owner override: NFS has no open state, and a client that
-created a 0444 file must still be able to write what it holds open);
-otherwise the storage's ACCESS check runs as the caller.  READ is also
-allowed with execute permission only, as knfsd does (a client must read a
-program to execute it).
+Permissions: the cached fd was opened by the server and is anonymous
+(nfs.fdcache), so storage checks each READ and WRITE against the caller on
+an fstat it takes in the same call: the owner of a regular file may always
+read and write it (knfsd's owner override: NFS has no open state, and a
+client that created a 0444 file must still be able to write what it holds
+open), anybody else needs the kernel's verdict as the caller; READ also
+passes with execute permission only, as knfsd does.  The check is not made
+here on the inode table's attributes: they may be stale (a chown on another
+head), and the old owner would keep writing.  Storage answers EACCES, which
+becomes NFS3ERR_ACCES with the file's attributes.
 
 Stability (RFC 1813 §3.3.7 and gnfs's matrix, anchors §1.4): the reply's
 `committed` is never weaker than asked.  trusted-write answers UNSTABLE
 writes as FILE_SYNC without syncing them; trusted-sync writes everything
 unstable, answers FILE_SYNC, and makes COMMIT a GETATTR.
+
+Offsets and sizes (knfsd's rules, checked here so the storage only ever sees
+what the kernel takes): READ at an offset past OFFSET_MAX (2**63 - 1) is
+clamped there and answers OK, 0 bytes, eof -- nothing can lie beyond --
+and its count is clamped so offset + count stays a valid offset; WRITE
+that would end past FSINFO's maxfilesize answers NFS3ERR_FBIG; COMMIT
+flushes the whole file whatever its offset and count, so any range is OK
+(RFC 1813 gives COMMIT no INVAL, and knfsd stopped answering one).
 
 READ replies are encoded by hand as [header, data, padding] so the data
 read from the file is never copied into an XDR buffer.
@@ -19,10 +30,10 @@ read from the file is never copied into an XDR buffer.
 from __future__ import annotations
 
 import errno
-import os
 import struct
 
 from glusterfsd.xlator import IA_DIR, IA_REG
+from nfs.nfs3 import MAX_FILE_SIZE, OFFSET_MAX
 from nfs.nfs3_attrs import N
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
 from rpcsvc.program import Reply
@@ -44,33 +55,18 @@ def _require_file(nfs, req, target, field: str) -> None:
     raise nfs.fail(status, req, target, field, "not a regular file")
 
 
-def _may(nfs, req, target, iatt, rights: tuple[int, ...]) -> bool:
-    """Owner override, else the storage's check as the caller for any of `rights`."""
-    caller = req.caller
-    if iatt is not None and caller.uid != 0 and iatt.uid == caller.uid:
-        return True
-    for mask in rights:
-        try:
-            target.xl.access(caller, target.gfid, mask)
-            return True
-        except OSError as err:
-            if err.errno in _GONE:
-                raise nfs.gone(target) from None
-            if err.errno not in (errno.EACCES, errno.EPERM):
-                raise
-    return False
-
-
 def proc_read(nfs, req, args):
     target = nfs.resolve(req, args.file)
     _require_file(nfs, req, target, "file_attributes")
     count = min(args.count, nfs.config.read_size)
     if req.transport == "udp":
         count = min(count, UDP_READ_MAX)
+    offset = min(args.offset, OFFSET_MAX)
+    count = min(count, OFFSET_MAX - offset)
     mapper = target.mapper
     try:
         with nfs.fds.use(target.xl, target.gfid, writable=False) as fd:
-            data, post = target.xl.read(req.caller, fd, args.offset, count)
+            data, post = target.xl.read(req.caller, fd, offset, count)
     except OSError as err:
         if err.errno in _GONE:
             raise nfs.gone(target) from None
@@ -78,10 +74,8 @@ def proc_read(nfs, req, args):
                        file_attributes=mapper.post_op(nfs.stat_or_none(req, target))) from None
     if post.nlink == 0:
         raise nfs.gone(target)
-    if not _may(nfs, req, target, post, (os.R_OK, os.X_OK)):
-        raise NfsError(N.NFS3ERR_ACCES, "no read permission", file_attributes=mapper.post_op(post))
     target.inodes.refresh(post)
-    eof = args.offset + len(data) >= post.size
+    eof = offset + len(data) >= post.size
     head = N.READ3res.encode((NFS3_OK, N.READ3resok(
         file_attributes=mapper.post_op(post), count=len(data), eof=eof, data=b"")))
     # The encoding ends with the empty opaque's length word: put the real length there
@@ -114,10 +108,9 @@ def proc_write(nfs, req, args):
     count = min(count, nfs.config.write_size)   # a short write: the client sends the rest
     if count != len(data):
         data = memoryview(data)[:count]
-    inode = target.inodes.get(target.gfid)
-    known = inode.iatt if inode is not None else None
-    if not _may(nfs, req, target, known, (os.W_OK,)):
-        raise nfs.fail(N.NFS3ERR_ACCES, req, target, "file_wcc", "no write permission")
+    if args.offset + count > MAX_FILE_SIZE:
+        raise nfs.fail(N.NFS3ERR_FBIG, req, target, "file_wcc",
+                       f"{count} bytes at {args.offset} end past {MAX_FILE_SIZE}")
     how, committed = _stability(target.export, args.stable)
     try:
         with nfs.fds.use(target.xl, target.gfid, writable=True) as fd:

@@ -10,6 +10,8 @@ Why these answers (RFC 5531 §9-10, and what Linux knfsd does):
   Gluster's private ones) are AUTH_REJECTEDCRED: the client must use
   another credential.  A flavour below a program's minimum is AUTH_TOOWEAK.
 - AUTH_NONE maps to the anonymous Caller(65534, 65534), as gnfs's nfsnobody.
+- An AUTH_SYS uid, gid or group the kernel cannot hold (0xFFFFFFFF, which
+  is (uid_t)-1) becomes the anonymous uid/gid; see `decode_authsys`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ MAX_MACHINENAME = 255
 MAX_GROUPS = 16
 ANONYMOUS_UID = 65534
 ANONYMOUS_GID = 65534
+ID_MAX = 0xFFFFFFFE  # the kernel's largest uid/gid; (uid_t)-1 = 0xFFFFFFFF is "no id"
 PRIVILEGED_PORT_LIMIT = 1024
 
 # The order used for a program's minimum flavour: AUTH_NONE is the weakest.
@@ -52,7 +55,8 @@ class Credentials:
 
 
 def decode_authsys(body) -> tuple[int, bytes, int, int, tuple[int, ...]]:
-    """(stamp, machinename, uid, gid, gids) of an AUTH_SYS body; AuthFailure(BADCRED) if bad."""
+    """(stamp, machinename, uid, gid, gids) of an AUTH_SYS body; AuthFailure(BADCRED) if bad.
+    Ids the kernel cannot hold come back as the anonymous ones (`map_invalid_ids`)."""
     size = len(body)
 
     def fail(why: str):
@@ -74,7 +78,26 @@ def decode_authsys(body) -> tuple[int, bytes, int, int, tuple[int, ...]]:
     if at + 4 * ngroups != size:
         raise fail(f"{size - at} bytes for {ngroups} groups")
     gids = struct.unpack_from(f">{ngroups}I", body, at) if ngroups else ()
-    return stamp, machinename, uid, gid, tuple(gids)
+    return stamp, machinename, *map_invalid_ids(uid, gid, gids)
+
+
+def map_invalid_ids(uid: int, gid: int, gids) -> tuple[int, int, tuple[int, ...]]:
+    """Ids outside the kernel's range become the anonymous ones.
+
+    Why map rather than refuse (AUTH_BADCRED): 0xFFFFFFFF is a well-formed
+    XDR uint and some clients send it for "nobody"; Linux knfsd accepts the
+    credential and maps the invalid uid/gid to the export's anonymous ids
+    (nfsd_setuser), so a client gets the same answers here.  Passed on
+    unmapped it is dangerous: setfsuid(-1) means "leave unchanged", so the
+    thread would keep whatever identity it had -- root after index upkeep.
+    The anonymous ids are also what root-squash produces, so a mapped caller
+    is never root.
+    """
+    def fix(value: int, anonymous: int) -> int:
+        return value if value <= ID_MAX else anonymous
+
+    return (fix(uid, ANONYMOUS_UID), fix(gid, ANONYMOUS_GID),
+            tuple(fix(g, ANONYMOUS_GID) for g in gids))
 
 
 def encode_authsys(stamp: int, machinename: bytes, uid: int, gid: int, gids) -> bytes:

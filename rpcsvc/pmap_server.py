@@ -43,6 +43,7 @@ _FAMILY = {"tcp": ("inet", "tcp"), "udp": ("inet", "udp"),
            "tcp6": ("inet6", "tcp"), "udp6": ("inet6", "udp")}
 STAT_VERSIONS = (2, 3, 4)
 HIGHPROC = 13           # RPCBSTAT_HIGHPROC
+MAX_ADDR_STATS = 256    # distinct (prog, vers, netid) lookup counters kept per version
 
 
 def _text(value) -> str:
@@ -142,13 +143,24 @@ class Registry:
                     other = other or e
             return None if exact else other
 
+    def knows(self, prog: int) -> bool:
+        """True if any version of `prog` is registered."""
+        with self._lock:
+            return any(e.prog == prog for e in self._entries)
+
     def entries(self) -> list[Entry]:
         with self._lock:
             return list(self._entries)
 
 
 class _Stats:
-    """What rpcbind v4 GETSTAT reports, per portmapper version."""
+    """What rpcbind v4 GETSTAT reports, per portmapper version.
+
+    The lookup table is keyed by what remote callers ask for, so it is
+    bounded: callers (`BuiltinPortmapper._count_lookup`) only count
+    programs that are registered, with a known netid, and past
+    MAX_ADDR_STATS keys per version a new key is not added (its lookup is
+    still answered, only not counted)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -170,7 +182,12 @@ class _Stats:
 
     def lookup(self, vers: int, prog: int, pvers: int, netid: str, ok: bool) -> None:
         with self._lock:
-            counts = self.addrinfo[vers].setdefault((prog, pvers, netid), [0, 0])
+            table = self.addrinfo[vers]
+            counts = table.get((prog, pvers, netid))
+            if counts is None:
+                if len(table) >= MAX_ADDR_STATS:
+                    return
+                counts = table[(prog, pvers, netid)] = [0, 0]
             counts[0 if ok else 1] += 1
 
     def encode(self) -> list:
@@ -269,6 +286,16 @@ class BuiltinPortmapper:
             return counted
         return {number: wrap(number, actor) for number, actor in actors.items()}
 
+    def _count_lookup(self, vers: int, req, prog: int, pvers: int, netid, ok: bool) -> None:
+        """GETSTAT's lookup counters, for registered programs only (see `_Stats`).
+
+        A netid that names no transport is counted under the one the request
+        came in on, as rpcbind counts every lookup under its transport."""
+        if netid not in _FAMILY:
+            netid = req.transport
+        if ok or self.registry.knows(prog):
+            self.stats.lookup(vers, prog, pvers, netid, ok)
+
     @staticmethod
     def _may_change(req) -> None:
         if not _is_loopback(req.peer[0]):
@@ -312,7 +339,7 @@ class BuiltinPortmapper:
         netid = NETIDS.get(m.prot)
         entry = self.registry.find(m.prog, m.vers, netid) if netid else None
         parsed = parse_uaddr(entry.addr) if entry else None
-        self.stats.lookup(2, m.prog, m.vers, netid or str(m.prot), parsed is not None)
+        self._count_lookup(2, req, m.prog, m.vers, netid, parsed is not None)
         return parsed[1] if parsed else 0
 
     def _pmap_dump(self, req) -> list:
@@ -346,7 +373,7 @@ class BuiltinPortmapper:
         r = req.args
         netid = _text(r.r_netid) or req.transport
         entry = self.registry.find(r.r_prog, r.r_vers, netid, exact)
-        self.stats.lookup(req.vers, r.r_prog, r.r_vers, netid, entry is not None)
+        self._count_lookup(req.vers, req, r.r_prog, r.r_vers, netid, entry is not None)
         return self._merged(entry, req).encode() if entry else b""
 
     def _rpcb_getaddr(self, req) -> bytes:
@@ -379,7 +406,7 @@ class BuiltinPortmapper:
                 out.append(PM.rpcb_entry_list(PM.rpcb_entry(
                     self._merged(e, req).encode(), e.netid.encode(), _SEMANTICS[e.netid],
                     family.encode(), proto.encode())))
-        self.stats.lookup(4, r.r_prog, r.r_vers, _text(r.r_netid) or req.transport, bool(out))
+        self._count_lookup(4, req, r.r_prog, r.r_vers, _text(r.r_netid), bool(out))
         return out
 
     def _getstat(self, req) -> list:

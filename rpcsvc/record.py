@@ -7,10 +7,15 @@ bit 31 says "last fragment", bits 0-30 give the fragment length.
 `recv_into`, then reports how many bytes arrived with `filled(n)`, which
 returns the records that became complete.  Why this shape:
 
-- A fragment body is received straight into a buffer allocated once its
-  header is known (no scratch copy for a 1 MiB WRITE), and that buffer is
-  sized body + 4 so the same `recv_into` also picks up the next header:
-  one syscall per record in steady state.
+- A fragment body is received straight into its own buffer (no scratch
+  copy), and once that buffer spans the whole body it is sized body + 4 so
+  the same `recv_into` also picks up the next header.
+- The buffer grows with the data, not with the header's promise: it starts
+  at `min(length, FIRST_CHUNK)` and doubles each time it fills, up to the
+  announced length.  A peer that sends a 4-byte mark announcing 1 MiB and
+  then nothing pins FIRST_CHUNK bytes, not 1 MiB; memory held for a record
+  is never more than about twice what actually arrived (plus FIRST_CHUNK).
+  Doubling keeps the copying amortised to one pass over the body.
 - It never reads past the next fragment header, so bytes it holds back are
   never a complete record.  A connection the service stops reading (the
   outstanding-RPC throttle) therefore cannot strand a buffered call that no
@@ -29,6 +34,7 @@ LAST_FRAGMENT = 0x80000000
 FRAGMENT_SIZE_MASK = 0x7FFFFFFF
 HEADER_SIZE = 4
 DEFAULT_MAX_EMPTY_FRAGMENTS = 100_000
+FIRST_CHUNK = 16 * 1024     # first buffer for a fragment body; doubled as it fills
 
 _WORD = struct.Struct(">I")
 
@@ -62,6 +68,7 @@ class RecordAssembler:
 
     __slots__ = ("max_record", "max_empty_fragments", "_header", "_header_have",
                  "_frag", "_frag_len", "_frag_have", "_frag_last", "_pieces",
+                 "_frag_target",
                  "_record_len", "_empty_count")
 
     def __init__(self, max_record: int, max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS):
@@ -73,6 +80,7 @@ class RecordAssembler:
         self._header_have = 0
         self._frag: bytearray | None = None  # body + room for the next header
         self._frag_len = 0
+        self._frag_target = 0                # body + next header: the buffer's final size
         self._frag_have = 0
         self._frag_last = False
         self._pieces: list[memoryview] = []
@@ -102,6 +110,8 @@ class RecordAssembler:
             return records
         self._frag_have += count
         if self._frag_have < self._frag_len:
+            if self._frag_have == len(self._frag):
+                self._grow()
             return records
         frag, length, extra = self._frag, self._frag_len, self._frag_have - self._frag_len
         self._frag = None
@@ -131,9 +141,20 @@ class RecordAssembler:
                         f"more than {self.max_empty_fragments} empty fragments in one record")
             self._finish_fragment(memoryview(b""), records)
             return
-        self._frag = bytearray(length + HEADER_SIZE)
         self._frag_len = length
+        self._frag_target = length + HEADER_SIZE
+        self._frag = bytearray(min(self._frag_target, FIRST_CHUNK))
         self._frag_have = 0
+
+    def _grow(self) -> None:
+        """The fragment buffer is full but the body is not: double it (at most to the target).
+
+        A new buffer and a copy, not an in-place resize: the caller may still
+        hold a memoryview of the old one (the `want()` it just filled)."""
+        old = self._frag
+        bigger = bytearray(min(self._frag_target, 2 * len(old)))
+        memoryview(bigger)[:self._frag_have] = memoryview(old)[:self._frag_have]
+        self._frag = bigger
 
     def _finish_fragment(self, body: memoryview, records: list) -> None:
         if len(body):

@@ -6,11 +6,19 @@ call never stops a socket from being polled.  The queue is bounded: if every
 worker is busy and the queue is full, the event thread waits in `submit`,
 which is back-pressure on all sockets, not unbounded memory.  (Per
 connection, the outstanding-RPC throttle normally stops reading long before.)
+
+`Ticker` is the service's one housekeeping thread: the idle-connection sweep
+and the listener's re-enable after accept() ran out of descriptors.  Those
+must not run on an event thread (nothing may sleep there) and are too rare
+and too light to take a stage worker from calls.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import queue
 import threading
+import time
 
 from glusterfsd import log as gflog
 
@@ -62,3 +70,71 @@ class StagePool:
             if thread is not threading.current_thread():
                 thread.join(timeout)
         return not any(t.is_alive() for t in self._threads if t is not threading.current_thread())
+
+
+class Ticker:
+    """Runs short callbacks later or periodically on one lazily started thread.
+
+    Callbacks must be quick and must not block (they run one after another);
+    one that raises is logged and, if periodic, stays scheduled.  After
+    `stop()` nothing runs and new schedules are ignored.
+    """
+
+    def __init__(self, name: str = "rpcsvc"):
+        self._name = f"{name}-ticker"
+        self._cond = threading.Condition()
+        self._heap: list = []               # (when, seq, fn, interval or 0)
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def call_later(self, delay: float, fn) -> bool:
+        """Run `fn()` once, `delay` seconds from now; False if stopped."""
+        return self._schedule(delay, fn, 0.0)
+
+    def call_every(self, interval: float, fn) -> bool:
+        """Run `fn()` every `interval` seconds (> 0), first after one interval."""
+        if interval <= 0:
+            raise ValueError("interval must be > 0")
+        return self._schedule(interval, fn, interval)
+
+    def _schedule(self, delay: float, fn, interval: float) -> bool:
+        with self._cond:
+            if self._stopped:
+                return False
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq),
+                                        fn, interval))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stopped:
+                    return
+                when, _, fn, interval = heapq.heappop(self._heap)
+                if interval:
+                    heapq.heappush(self._heap, (max(when + interval, time.monotonic()),
+                                                next(self._seq), fn, interval))
+            try:
+                fn()
+            except Exception:
+                logger.error("housekeeping callback %r failed", fn, exc_info=True)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Drop everything scheduled and end the thread (idempotent)."""
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)

@@ -25,7 +25,7 @@ from glusterfsd import log as gflog
 from rpcsvc import auth, wire, xdr
 from rpcsvc.drc import DROP, HIT, DuplicateRequestCache
 from rpcsvc.program import Program, Reply, Request, RpcAuthError, RpcError
-from rpcsvc.stage import StagePool
+from rpcsvc.stage import StagePool, Ticker
 from rpcsvc.transport import TcpConnection, TcpListener, UdpEndpoint
 
 logger = gflog.get_logger("rpcsvc")
@@ -33,25 +33,46 @@ logger = gflog.get_logger("rpcsvc")
 DEFAULT_MAX_RECORD = (1 << 20) + 64 * 1024   # 1 MiB write size plus header room
 DEFAULT_OUTSTANDING_LIMIT = 16               # gnfs rpc.outstanding-rpc-limit for NFS
 DEFAULT_DRC_SIZE = 0x20000                   # gnfs nfs.drc-size
+DEFAULT_IDLE_TIMEOUT = 360.0                 # seconds, as knfsd closes idle TCP connections
+DEFAULT_MAX_CONNECTIONS = 1024               # TCP connections per service (per worker)
+MAX_SWEEP_INTERVAL = 30.0                    # an idle connection lives < timeout + this
 ACL_PROGRAM = 100227                         # probed by clients; its absence is not news
 
 _DECODE_ERRORS = (xdr.XdrError, ValueError, IndexError, OverflowError)
 
 
 class RpcService:
-    """Serves `Program`s over TCP and UDP on an event pool (see the module doc)."""
+    """Serves `Program`s over TCP and UDP on an event pool (see the module doc).
+
+    What one peer may pin is bounded (rpcsvc.transport's module doc):
+    `reply_backlog` queued reply bytes per connection before it stops being
+    read (default 2 x max_record; 0 = no bound), `idle_timeout` seconds
+    without traffic before a connection is closed (0 = never),
+    `max_connections` TCP connections (0 = no cap; above it a connection is
+    accepted and closed at once, counted as `connections_refused`).
+    """
 
     def __init__(self, pool, stage_threads: int = 4, max_record: int = DEFAULT_MAX_RECORD,
                  outstanding_limit: int = DEFAULT_OUTSTANDING_LIMIT, drc: bool = True,
                  drc_size: int = DEFAULT_DRC_SIZE, allow_insecure: bool = True,
                  name: str = "rpcsvc", peer_check=None, peer_refusal: int = wire.AUTH_TOOWEAK,
-                 stage_queue: int = 4096):
+                 stage_queue: int = 4096, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 reply_backlog: int | None = None):
         if outstanding_limit < 0:
             raise ValueError("outstanding_limit must be >= 0 (0 = no limit)")
+        if idle_timeout < 0 or max_connections < 0 or (reply_backlog or 0) < 0:
+            raise ValueError("idle_timeout, max_connections and reply_backlog must be >= 0")
         self.pool = pool
         self.name = name
         self.max_record = max_record
         self.outstanding_limit = outstanding_limit
+        self.reply_backlog = 2 * max_record if reply_backlog is None else reply_backlog
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._ticker = Ticker(name)
+        self._sweeping = False
+        self._tcp_connections = 0
         self.allow_insecure = allow_insecure
         self.peer_check = peer_check
         self.peer_refusal = peer_refusal
@@ -139,6 +160,10 @@ class RpcService:
             listener.start()
             with self._lock:
                 self._listeners.append(listener)
+                sweep, self._sweeping = self.idle_timeout and not self._sweeping, True
+            if sweep:
+                self._ticker.call_every(min(max(self.idle_timeout / 4, 0.05),
+                                            MAX_SWEEP_INTERVAL), self._sweep_idle)
         elif proto == "udp":
             endpoint = UdpEndpoint(self, sock)
             with self._lock:
@@ -153,10 +178,25 @@ class RpcService:
         if not self._accepting:
             sock.close()
             return
+        try:
+            conn = TcpConnection(self, sock, peer)
+        except OSError as error:            # reset before we looked at it
+            logger.debug("%s: connection from %s lost at once: %s", self.name, peer, error)
+            sock.close()
+            return
+        with self._lock:        # one section: event threads accepting at once cannot overshoot
+            full = self.max_connections and self._tcp_connections >= self.max_connections
+            if full:
+                self._counts["connections_refused"] += 1
+            else:
+                self._transports.add(conn)
+                self._tcp_connections += 1
+        if full:
+            logger.debug("%s: %d connections already; closing the one from %s:%d", self.name,
+                         self.max_connections, *conn.peer)
+            sock.close()
+            return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = TcpConnection(self, sock, peer)
-        with self._lock:
-            self._transports.add(conn)
         try:
             conn.start()
         except Exception as error:      # out of event slots, pool destroyed
@@ -168,7 +208,28 @@ class RpcService:
 
     def _forget_transport(self, transport) -> None:
         with self._lock:
-            self._transports.discard(transport)
+            if transport in self._transports:
+                self._transports.discard(transport)
+                if isinstance(transport, TcpConnection):
+                    self._tcp_connections -= 1
+
+    # ---- housekeeping (ticker thread) ---------------------------------------------------
+
+    def _call_later(self, delay: float, fn) -> bool:
+        """Run `fn` on the housekeeping thread after `delay` seconds; False once closed."""
+        return self._ticker.call_later(delay, fn)
+
+    def _sweep_idle(self) -> None:
+        """Shut down TCP connections silent for `idle_timeout` (their handlers close them)."""
+        now = time.monotonic()
+        with self._lock:
+            conns = [t for t in self._transports if isinstance(t, TcpConnection)]
+        for conn in conns:
+            if not conn.reaped and conn.idle_for(now) >= self.idle_timeout:
+                conn.reaped = True
+                self.count("idle_closed")
+                logger.debug("%s: closing idle connection from %s:%d", self.name, *conn.peer)
+                conn.shutdown()
 
     # ---- the call path (event thread) -------------------------------------------------
 
@@ -342,6 +403,7 @@ class RpcService:
             return
         self.stop_accepting()
         self._closed = True
+        self._ticker.stop(timeout)
         self.stage.stop(timeout)
         with self._lock:
             listeners, self._listeners = self._listeners, []
@@ -360,12 +422,17 @@ class RpcService:
                 name = prog.name if prog else str(number)
                 proc_name = prog.proc_name(proc) if prog else str(proc)
                 calls.setdefault(name, {}).setdefault(version, {})[proc_name] = count
-            tcp = sum(1 for t in self._transports if isinstance(t, TcpConnection))
+            tcp = self._tcp_connections
+            backlog = sum(t._queued_bytes for t in self._transports
+                          if isinstance(t, TcpConnection))
             out = {
                 "name": self.name,
                 "calls": calls,
                 "errors": dict(self._counts),
                 "connections": tcp,
+                "max_connections": self.max_connections,
+                "idle_timeout": self.idle_timeout,
+                "queued_reply_bytes": backlog,
                 "inflight": self._inflight,
                 "outstanding_limit": self.outstanding_limit,
                 "stage_queue": self.stage.pending,

@@ -16,9 +16,22 @@ UDP: one datagram is one call; the reply goes back to the sender with
 `sendmsg(..., address)`.  A reply the kernel refuses (EAGAIN, too big) is
 dropped: the client retransmits, as with any lost datagram.
 
-Throttle (gnfs `rpc.outstanding-rpc-limit`): each transport counts the calls
-handed to the stage.  When `limit` are outstanding the transport stops reading
-(`select_on(poll_in=0)`) and resumes when one finishes.  0 means no limit.
+Throttle (gnfs `rpc.outstanding-rpc-limit`): a call counts against `limit`
+from the moment it is handed to the stage until its reply has left the write
+queue (a reply the kernel took whole never waits there).  When `limit` are
+outstanding the transport stops reading (`select_on(poll_in=0)`) and resumes
+when one is gone.  0 means no limit.  Independently, a connection whose
+queued reply bytes exceed the service's `reply_backlog` stops reading until
+they fall to half of it: a client that sends READs and never reads the
+replies costs a bounded amount of memory, whatever the limit says.
+
+Resources a peer could pin without doing anything (see `RpcService`): a
+connection that has neither received nor sent a byte for `idle_timeout`
+(and has no call in the stage) is shut down by the service's sweep; above
+`max_connections` a new connection is accepted and closed at once; when
+accept() runs out of descriptors the listener stops polling for
+ACCEPT_BACKOFF seconds (a timer turns it back on): an event thread never
+sleeps.
 """
 from __future__ import annotations
 
@@ -30,7 +43,7 @@ from collections import deque
 
 from event.errors import EventPoolError
 from glusterfsd import log as gflog
-from rpcsvc.record import FramingError, RecordAssembler, record_mark
+from rpcsvc.record import HEADER_SIZE, FramingError, RecordAssembler, record_mark
 
 logger = gflog.get_logger("rpcsvc")
 
@@ -38,7 +51,7 @@ IOV_MAX = 1024
 RECVS_PER_EVENT = 64        # fairness: yield the event thread after this many reads
 ACCEPTS_PER_EVENT = 64
 UDP_MAX_DATAGRAM = 65536
-ACCEPT_BACKOFF = 0.05       # seconds, after accept() ran out of fds or memory
+ACCEPT_BACKOFF = 0.1        # seconds the listener rests after accept() ran out of fds
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -72,10 +85,11 @@ class Transport:
         self.local = _address(sock.getsockname())
         self.idx: int | None = None
         self.gen: int | None = None
-        self.outstanding = 0
-        self.throttled = False
+        self.outstanding = 0      # calls in the stage (their replies not yet written)
+        self.throttled = False    # reading stopped: call limit or reply backlog
         self.paused = False       # draining or past EOF: no more reading, ever
         self.closed = False
+        self.last_active = time.monotonic()   # last byte received or sent
         self._lock = threading.Lock()   # writes, counters, flags
         self._rlock = threading.RLock()  # the handler's; close takes it too
 
@@ -91,25 +105,43 @@ class Transport:
         except EventPoolError:
             pass        # slot already gone: the transport is closing
 
+    def _backlog_locked(self) -> tuple[int, int]:
+        """(replies, bytes) waiting in the write queue."""
+        return 0, 0
+
+    def _may_read_locked(self) -> bool:
+        limit = self.svc.outstanding_limit
+        replies, queued = self._backlog_locked()
+        if limit and self.outstanding + replies >= limit:
+            return False
+        ceiling = self.svc.reply_backlog
+        if ceiling and (queued > ceiling or (self.throttled and queued > ceiling // 2)):
+            return False
+        return True
+
+    def _rethrottle_locked(self) -> None:
+        """Stop or resume reading after the counts above changed."""
+        may_read = self._may_read_locked()
+        if not may_read and not self.throttled:
+            self.throttled = True
+            self.svc.count("throttled")
+            self._select(0, -1)
+        elif may_read and self.throttled:
+            self.throttled = False
+            if not self.paused and not self.closed:
+                self._select(1, -1)
+
     def call_started(self) -> None:
         """A call was handed to the stage; stop reading at the limit."""
-        limit = self.svc.outstanding_limit
         with self._lock:
             self.outstanding += 1
-            if limit and self.outstanding >= limit and not self.throttled:
-                self.throttled = True
-                self.svc.count("throttled")
-                self._select(0, -1)
+            self._rethrottle_locked()
 
     def call_done(self) -> None:
-        """A call's reply was sent (or dropped); read again below the limit."""
-        limit = self.svc.outstanding_limit
+        """A call's reply was written or queued (or dropped); read again below the limit."""
         with self._lock:
             self.outstanding -= 1
-            if self.throttled and (not limit or self.outstanding < limit):
-                self.throttled = False
-                if not self.paused and not self.closed:
-                    self._select(1, -1)
+            self._rethrottle_locked()
             finish = self._finished_locked()
         if finish:
             self.shutdown()
@@ -159,8 +191,11 @@ class TcpConnection(Transport):
         super().__init__(svc, sock)
         self.peer = _address(peer)
         self.eof = False
+        self.reaped = False         # the idle sweep shut it down
         self._assembler = RecordAssembler(svc.max_record)
-        self._queue: deque = deque()
+        self._queue: deque = deque()          # buffers not yet written, in order
+        self._queued_records: deque = deque()  # bytes left of each reply in _queue
+        self._queued_bytes = 0
 
     def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
         with self._rlock:
@@ -190,6 +225,7 @@ class TcpConnection(Transport):
             if count == 0:
                 self._at_eof()
                 return
+            self.last_active = time.monotonic()
             try:
                 records = assembler.filled(count)
             except FramingError as error:
@@ -215,69 +251,105 @@ class TcpConnection(Transport):
     def _finished_locked(self) -> bool:
         return self.eof and self.outstanding == 0 and not self._queue
 
+    def _backlog_locked(self) -> tuple[int, int]:
+        return len(self._queued_records), self._queued_bytes
+
+    def idle_for(self, now: float) -> float:
+        """Seconds without traffic; 0 while a call is in the stage or once closed."""
+        with self._lock:
+            if self.closed or self.outstanding:
+                return 0.0
+            return now - self.last_active
+
     def send_reply(self, buffers: list, peer=None) -> bool:
         """Write one reply record; False if the connection is gone."""
-        total = 0
+        total = HEADER_SIZE
         for buf in buffers:
             total += len(buf)
-        record = [record_mark(total)]
+        record = [record_mark(total - HEADER_SIZE)]
         record.extend(buffers)
         with self._lock:
             if self.closed:
                 return False
             if self._queue:
                 self._queue.extend(record)
+                self._queued_records.append(total)
+                self._queued_bytes += total
+                self._rethrottle_locked()
                 return True
-            rest = self._write(record)
+            rest, sent = self._write(record)
             if rest is None:
                 broken = True
             else:
                 broken = False
                 if rest:
                     self._queue.extend(rest)
+                    self._queued_records.append(total - sent)
+                    self._queued_bytes += total - sent
                     self._select(-1, 1)
                     self.svc.count("partial_writes")
+                    self._rethrottle_locked()
         if broken:
             self.shutdown()
             return False
         return True
 
-    def _write(self, buffers: list):
-        """sendmsg until done or EAGAIN; the unsent rest, or None if the socket failed."""
+    def _write(self, buffers: list) -> tuple[list | None, int]:
+        """sendmsg until done or EAGAIN.
+
+        Returns (the unsent rest, or None if the socket failed; bytes sent)."""
+        total = 0
         while buffers:
             try:
                 sent = self.sock.sendmsg(buffers[:IOV_MAX])
             except (BlockingIOError, InterruptedError) as error:
                 if isinstance(error, InterruptedError):
                     continue
-                return buffers
+                break
             except OSError as error:
                 if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
                     logger.warning("tcp %s:%d: write failed: %s", *self.peer, error)
-                return None
+                return None, total
+            total += sent
             buffers = _advance(buffers, sent)
-        return []
+        if total:
+            self.last_active = time.monotonic()
+        return buffers, total
+
+    def _dequeue_locked(self, sent: int) -> None:
+        """`sent` bytes of the queue were written: retire the replies that are complete."""
+        self._queued_bytes -= sent
+        records = self._queued_records
+        while sent and records:
+            if sent < records[0]:
+                records[0] -= sent
+                return
+            sent -= records.popleft()
 
     def _flush(self) -> None:
         with self._lock:
             if not self._queue:
                 self._select(-1, 0)
                 return
-            rest = self._write(list(self._queue))
+            rest, sent = self._write(list(self._queue))
             self._queue.clear()
             if rest is None:
                 broken = True
             else:
                 broken = False
                 self._queue.extend(rest)
+                self._dequeue_locked(sent)
                 if not rest:
                     self._select(-1, 0)
+                self._rethrottle_locked()
             finished = self._finished_locked()
         if broken or finished:
             self.close()
 
     def _closing_locked(self) -> None:
         self._queue.clear()
+        self._queued_records.clear()
+        self._queued_bytes = 0
 
 
 class TcpListener:
@@ -292,6 +364,9 @@ class TcpListener:
         self.local = _address(sock.getsockname())
         self.idx: int | None = None
         self.gen: int | None = None
+        self.resting = False        # accept() ran out of descriptors: not polled for now
+        self._rests = 0             # in a row, without an accept in between (log once)
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self.sock.setblocking(False)
@@ -305,20 +380,57 @@ class TcpListener:
             except (BlockingIOError, InterruptedError):
                 return      # another worker took it, or the backlog is empty
             except OSError as error:
-                logger.error("accept on %s:%d failed: %s", *self.local, error)
                 if error.errno in _OUT_OF_RESOURCES:
-                    time.sleep(ACCEPT_BACKOFF)   # the fd stays readable: do not spin
+                    self._rest(error)
+                else:
+                    logger.error("accept on %s:%d failed: %s", *self.local, error)
                 return
+            self._rests = 0
             self.svc._accepted(conn, peer)
+
+    def _rest(self, error: OSError) -> None:
+        """Out of fds or memory: the listener stays readable, so stop polling it a while.
+
+        Sleeping here would stall every connection served by this event
+        thread; instead the service's ticker turns polling back on."""
+        with self._lock:
+            if self.resting or self.idx is None:
+                return
+            self.resting = True
+            self._rests += 1
+            first = self._rests == 1
+            self._select(0)
+        self.svc.count("accept_backoffs")
+        log = logger.warning if first else logger.debug     # once per shortage, not 10/s
+        log("accept on %s:%d failed: %s; not accepting for %.2fs", *self.local, error,
+            ACCEPT_BACKOFF)
+        if not self.svc._call_later(ACCEPT_BACKOFF, self._wake):
+            self._wake()            # no ticker (service closing): nothing to rest for
+
+    def _wake(self) -> None:
+        with self._lock:
+            if not self.resting:
+                return
+            self.resting = False
+            self._select(1)
+
+    def _select(self, poll_in: int) -> None:
+        if self.idx is None:
+            return
+        try:
+            self.pool.select_on(self.idx, poll_in, -1, self.gen)
+        except EventPoolError:
+            pass
 
     def stop(self) -> None:
         """Stop accepting (the socket stays open)."""
-        if self.idx is not None:
+        with self._lock:
+            idx, self.idx = self.idx, None
+        if idx is not None:
             try:
-                self.pool.unregister(self.idx, self.gen)
+                self.pool.unregister(idx, self.gen)
             except EventPoolError:
                 pass
-            self.idx = None
 
     def close(self) -> None:
         self.stop()

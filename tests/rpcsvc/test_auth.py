@@ -30,6 +30,18 @@ def test_auth_sys_fields_reach_the_caller():
     assert creds.machinename == b"h" * 255 and creds.stamp == 99
 
 
+def test_auth_sys_ids_the_kernel_cannot_hold_become_anonymous():
+    # (uid_t)-1 would reach setfsuid(-1), "leave unchanged": mapped like knfsd does
+    creds = authenticate(call_msg(1, cred=sys_cred(0xFFFFFFFF, 0xFFFFFFFF, (5, 0xFFFFFFFF))))
+    assert (creds.caller.uid, creds.caller.gid) == (65534, 65534)
+    assert creds.caller.groups == (5, 65534)
+    # the largest valid ids pass unchanged, next to the invalid ones
+    creds = authenticate(call_msg(1, cred=sys_cred(0xFFFFFFFE, 0xFFFFFFFE, (0xFFFFFFFE,))))
+    assert (creds.caller.uid, creds.caller.gid, creds.caller.groups) == \
+        (0xFFFFFFFE, 0xFFFFFFFE, (0xFFFFFFFE,))
+    assert auth.map_invalid_ids(0, 0, (0,)) == (0, 0, (0,))  # root stays root (squash is storage's)
+
+
 def test_encode_authsys_matches_the_rpc_x_codec():
     body = auth.encode_authsys(5, b"box", 1, 2, (3, 4))
     assert body == RPC.authsys_parms.encode(RPC.authsys_parms(5, b"box", 1, 2, [3, 4]))

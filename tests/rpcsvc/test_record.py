@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from rpcsvc.record import (RecordAssembler, RecordTooLarge, TooManyFragments, frame,
-                           record_mark)
+from rpcsvc.record import (FIRST_CHUNK, RecordAssembler, RecordTooLarge, TooManyFragments,
+                           frame, record_mark)
 
 
 def feed(assembler: RecordAssembler, data: bytes, chunk: int | None = None) -> list[bytes]:
@@ -95,3 +95,57 @@ def test_record_mark_bounds():
         record_mark(1 << 31)
     with pytest.raises(ValueError):
         RecordAssembler(0)
+
+
+# --- the fragment buffer grows with the data (review finding 4) -------------------------
+
+def test_announced_length_is_not_allocated_up_front():
+    """A mark announcing ~1 MiB pins FIRST_CHUNK bytes until the body really arrives."""
+    a = RecordAssembler(2 << 20)
+    buf = a.want()
+    buf[:4] = record_mark((1 << 20) + 60000)
+    assert a.filled(4) == []
+    assert len(a.want()) == FIRST_CHUNK
+    assert not a.idle
+
+
+def test_buffer_doubles_as_the_body_arrives_and_never_reads_past_the_next_header():
+    body = bytes(range(256)) * 1000 + b"tail"            # 256004 bytes, several doublings
+    a = RecordAssembler(1 << 20)
+    a.want()[:4] = record_mark(len(body))
+    a.filled(4)
+    sizes, at = [], 0
+    while at < len(body):
+        buf = a.want()
+        sizes.append(len(buf) + at)                      # the buffer's capacity
+        n = min(len(buf), len(body) - at)
+        buf[:n] = body[at:at + n]
+        at += n
+        records = a.filled(n)
+    assert [bytes(r) for r in records] == [body]
+    assert sizes[0] == FIRST_CHUNK
+    assert all(b == 2 * s or b == len(body) + 4 for s, b in zip(sizes, sizes[1:]))
+    assert sizes[-1] == len(body) + 4                    # the last one also takes a header
+    assert a.idle
+
+
+def test_growing_buffer_keeps_the_record_intact_across_odd_reads():
+    records = [b"a" * (FIRST_CHUNK - 3), b"b" * (FIRST_CHUNK * 3 + 1), b"c" * 5]
+    data = b"".join(frame(r) for r in records)
+    for chunk in (1000, 4093, FIRST_CHUNK + 7):
+        assert feed(RecordAssembler(1 << 20), data, chunk=chunk) == records
+
+
+def test_grow_does_not_touch_a_buffer_the_caller_still_holds():
+    """The transport's memoryview of the filled buffer is alive while filled() runs."""
+    a = RecordAssembler(1 << 20)
+    a.want()[:4] = record_mark(FIRST_CHUNK * 2)
+    a.filled(4)
+    held = a.want()                                      # like the transport's `buf`
+    held[:] = b"x" * len(held)
+    a.filled(len(held))                                  # grows: must not resize `held`'s base
+    rest = a.want()
+    rest[:FIRST_CHUNK] = b"y" * FIRST_CHUNK
+    (record,) = a.filled(FIRST_CHUNK)
+    assert bytes(record) == b"x" * FIRST_CHUNK + b"y" * FIRST_CHUNK
+    held.release()

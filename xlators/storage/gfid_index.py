@@ -38,6 +38,12 @@ Its costs, and how they are met:
 
 All index work runs as root (`Identity.as_root`), whatever the caller.
 Changes to one gfid's entry are serialized by striped locks.
+
+Directories are held as O_RDONLY descriptors (O_PATH only where the process
+is not root and may not read one), so an entry op can fsync the parent it
+resolved without opening it again (`metadata_sync`); `sync_entry_dir` does
+the same for the index directory holding one gfid's entry.  Every descriptor
+opened here is closed again if a later step (fstat, xattr read) fails.
 """
 from __future__ import annotations
 
@@ -55,19 +61,32 @@ from xlators.storage.gfid_layout import (GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN
                                          dir_link_text, entry_path, gfid_str, parse_dir_link,
                                          proc_path, stale)
 from xlators.storage.identity import Identity
+from xlators.storage.metadata_sync import fsync_dir_at
 
 MAX_DEPTH = 4096  # a directory chain longer than this is a loop in the index
 _STRIPES = 64
 VERIFIED_MAX = 65536  # entries of the "index entry checked" memo
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _obj_of(gfid: bytes, fd: int) -> Obj:
+    """An Obj for a descriptor just opened; the descriptor is closed if fstat fails."""
+    try:
+        return Obj(gfid, fd, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class GfidIndex:
     """Resolves gfids to objects and keeps the `.glusterfs` tree in step."""
 
-    def __init__(self, directory: str, identity: Identity, dir_cache_size: int = 1024):
+    def __init__(self, directory: str, identity: Identity, dir_cache_size: int = 1024,
+                 sync_metadata: bool = True):
         self.directory = directory
         self.identity = identity
+        self.sync_metadata = sync_metadata  # fsync index directories this creates
         self.root_fd = -1
         self.index_fd = -1
         self.xattr = GFID_XATTR
@@ -85,7 +104,7 @@ class GfidIndex:
     def open(self) -> None:
         """Open the export, choose the xattr namespace, create the index tree."""
         with self.identity.as_root():
-            self.root_fd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.root_fd = self._open_dir(self.directory, None)
             self.xattr = self._choose_xattr_key()
             root_gfid = self.read_gfid(self.root_fd)
             if root_gfid is None:
@@ -95,6 +114,7 @@ class GfidIndex:
                               "not the root gfid: it lies inside another store (a brick subdirectory?)")
             try:
                 os.mkdir(HIDDEN_DIR, 0o700, dir_fd=self.root_fd)
+                self._synced_mkdir_parent(self.root_fd, b".")
             except FileExistsError:
                 pass
             self.index_fd = os.open(HIDDEN_DIR, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -118,6 +138,26 @@ class GfidIndex:
             if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES):
                 raise
         return GFID_XATTR_FALLBACK
+
+    @staticmethod
+    def _open_dir(name, dir_fd: int | None) -> int:
+        """A directory descriptor that can be fsync'd (O_RDONLY, never following
+        a symlink); O_PATH when that is refused (not root, an unreadable one)."""
+        try:
+            return os.open(name, _O_DIR_NOFOLLOW, dir_fd=dir_fd)
+        except PermissionError:
+            return os.open(name, _O_PATH_NOFOLLOW | os.O_DIRECTORY, dir_fd=dir_fd)
+
+    def _synced_mkdir_parent(self, dir_fd: int, name: bytes) -> None:
+        """A directory was just made in `name` (under dir_fd): commit that."""
+        if self.sync_metadata:
+            fsync_dir_at(dir_fd, name)
+
+    def sync_entry_dir(self, gfid: bytes) -> None:
+        """fsync the index directory that holds (or held) gfid's entry."""
+        bucket = entry_path(gfid).rsplit(b"/", 1)[0]
+        with self.identity.as_root():
+            fsync_dir_at(self.index_fd, bucket)
 
     @property
     def trusted(self) -> bool:
@@ -193,8 +233,7 @@ class GfidIndex:
         gfid = bytes(gfid)
         self.resolved += 1
         if gfid == ROOT_GFID:
-            fd = os.dup(self.root_fd)
-            return Obj(gfid, fd, os.fstat(fd))
+            return _obj_of(gfid, os.dup(self.root_fd))
         cached = self._cached_dir(gfid)  # no need to be root for a cached descriptor
         if cached is not None:
             return cached
@@ -206,11 +245,15 @@ class GfidIndex:
             fd = os.open(entry_path(gfid), _O_PATH_NOFOLLOW, dir_fd=self.index_fd)
         except FileNotFoundError:
             raise stale(gfid) from None
-        st = os.fstat(fd)
-        if statmod.S_ISLNK(st.st_mode) and self.read_gfid(fd) != gfid:
+        try:
+            st = os.fstat(fd)
+            is_dir_entry = statmod.S_ISLNK(st.st_mode) and self.read_gfid(fd) != gfid
+        except BaseException:
+            os.close(fd)
+            raise
+        if is_dir_entry:
             os.close(fd)  # not the object but a directory's symlink entry
-            fd = self._walk(gfid)
-            return Obj(gfid, fd, os.fstat(fd))
+            return _obj_of(gfid, self._walk(gfid))
         if st.st_nlink <= 1:
             os.close(fd)
             self._remove_orphan(gfid)
@@ -221,12 +264,12 @@ class GfidIndex:
         fd = self._dirs.dup(gfid)
         if fd is None:
             return None
-        st = os.fstat(fd)
-        if st.st_nlink == 0:
-            os.close(fd)
+        obj = _obj_of(gfid, fd)
+        if obj.st.st_nlink == 0:
+            obj.close()
             self._dirs.forget(gfid)
             return None
-        return Obj(gfid, fd, st)
+        return obj
 
     def _walk(self, gfid: bytes) -> int:
         """Open a directory by following parent links up to a known directory,
@@ -260,16 +303,21 @@ class GfidIndex:
             raise OSError(errno.ELOOP, f"index chain of {gfid_str(gfid)} is deeper than {MAX_DEPTH}")
         for step_gfid, name in reversed(chain):
             try:
-                fd = os.open(name, _O_PATH_NOFOLLOW | os.O_DIRECTORY, dir_fd=base)
-            except (FileNotFoundError, NotADirectoryError):
-                raise stale(gfid, "its path changed behind the server's back") from None
+                fd = self._open_dir(name, base)
+            except OSError as err:
+                if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    raise stale(gfid, "its path changed behind the server's back") from None
+                raise
             finally:
                 os.close(base)
             base = fd
-            if self.read_gfid(fd) != step_gfid:
+            try:
+                if self.read_gfid(fd) != step_gfid:
+                    raise stale(gfid, "a different directory now has its name")
+                self._dirs.put(step_gfid, fd)
+            except BaseException:
                 os.close(fd)
-                raise stale(gfid, "a different directory now has its name")
-            self._dirs.put(step_gfid, fd)
+                raise
         return base
 
     def parent_of_dir(self, gfid: bytes) -> bytes:
@@ -284,11 +332,16 @@ class GfidIndex:
         return ROOT_GFID if parsed is None else parsed[0]
 
     # --- keeping the index in step ----------------------------------------
-    def _mkdirs_for(self, gfid: bytes) -> None:
+    def _mkdirs_for(self, gfid: bytes, durable: bool = True) -> None:
+        """Make the xx and xx/yy index directories of a gfid.  `durable` (an
+        entry op is filing a new entry) also commits each one made, under
+        metadata-sync; healing on lookup does not need to (it heals again)."""
         text = gfid_str(gfid).encode()
-        for sub in (text[0:2], text[0:2] + b"/" + text[2:4]):
+        for parent, sub in ((b".", text[0:2]), (text[0:2], text[0:2] + b"/" + text[2:4])):
             try:
                 os.mkdir(sub, 0o700, dir_fd=self.index_fd)
+                if durable:
+                    self._synced_mkdir_parent(self.index_fd, parent)
             except FileExistsError:
                 pass
 
@@ -312,7 +365,7 @@ class GfidIndex:
         self._unverify(gfid)
         self.add_dir(gfid, parent, name)
 
-    def _write_dir_link(self, gfid: bytes, text: bytes) -> None:
+    def _write_dir_link(self, gfid: bytes, text: bytes, durable: bool = True) -> None:
         """Create or atomically replace a directory's symlink entry."""
         path = entry_path(gfid)
         try:
@@ -323,7 +376,7 @@ class GfidIndex:
                 os.symlink(text, path, dir_fd=self.index_fd)
                 return
             except FileNotFoundError:
-                self._mkdirs_for(gfid)
+                self._mkdirs_for(gfid, durable)
             except FileExistsError:
                 pass  # made meanwhile: replace it below
         except OSError as err:
@@ -446,8 +499,10 @@ class GfidIndex:
             other = self._walk(gfid)
         except OSError:
             return "stale"
-        other_st = os.fstat(other)
-        os.close(other)
+        try:
+            other_st = os.fstat(other)
+        finally:
+            os.close(other)
         if (other_st.st_ino, other_st.st_dev) == (obj.st.st_ino, obj.st.st_dev):
             return "stale"  # ours, but the link text is out of date
         return "other"
@@ -456,9 +511,9 @@ class GfidIndex:
         """Write obj's entry, replacing whatever stale entry is there."""
         self._dirs.forget(gfid)
         if obj.is_dir:
-            self._write_dir_link(gfid, dir_link_text(parent, name))
+            self._write_dir_link(gfid, dir_link_text(parent, name), durable=False)
             return
-        self._mkdirs_for(gfid)
+        self._mkdirs_for(gfid, durable=False)
         path = entry_path(gfid)
         temp = path + b".%d.tmp" % threading.get_ident()
         with contextlib.suppress(FileNotFoundError):

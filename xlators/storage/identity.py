@@ -21,6 +21,19 @@ Housekeeping that must not depend on the caller (the gfid index) runs inside
 When the process is not root, credentials cannot be switched at all; the
 `Identity` is then disabled and every fop acts as the process user (the
 xlator logs this at init).
+
+Ids the kernel cannot hold ((uid_t)-1 = 0xFFFFFFFF) are refused by `become`
+with EPERM, and every switch is verified (see `syscalls._switch`): setfsuid
+and setfsgid report nothing, and an unchecked "-1" used to leave the thread
+as whoever it was before -- root, right after an `as_root()` block.  The RPC
+layer already maps such ids to the anonymous ones (rpcsvc.auth); this is the
+second wall.
+
+`SERVER_CALLER` is the server acting for itself (the NFS fd cache opening a
+file that many callers will share): storage runs it as real root and never
+squashes it, because root-squash is about what a CLIENT's uid 0 may do.  An
+Fd whose ctx has `ANONYMOUS_FD` set serves many callers, so storage checks
+each read and write on it against the caller's right (see posix_io).
 """
 from __future__ import annotations
 
@@ -29,11 +42,31 @@ import errno
 import os
 import threading
 
+from glusterfsd.xlator import Caller
 from xlators.storage import syscalls
 
 Creds = tuple[int, int, tuple[int, ...]]  # (uid, gid, groups)
 ROOT_CREDS: Creds = (0, 0, ())
 _THREAD_CREDS = threading.local()
+NGROUPS_MAX = 65536  # the kernel's limit for one setgroups
+
+# The server itself (never a client): compared by identity (`is`), so no
+# decoded credential can ever be taken for it.
+SERVER_CALLER = Caller(0, 0, (), "<server>")
+# Fd.ctx key: this Fd is shared by many callers (NFS has no OPEN), so its
+# reads and writes check the caller's right on a fresh fstat.
+ANONYMOUS_FD = "anonymous"
+
+
+def is_server(caller: Caller) -> bool:
+    return caller is SERVER_CALLER
+
+
+def valid_creds(creds: Creds) -> bool:
+    """Whether every id of creds is one the kernel can hold."""
+    uid, gid, groups = creds
+    return (syscalls.valid_id(uid) and syscalls.valid_id(gid) and len(groups) <= NGROUPS_MAX
+            and all(syscalls.valid_id(g) for g in groups))
 
 
 class Identity:
@@ -47,12 +80,20 @@ class Identity:
         self.switches = 0  # how many real switches were made (statedump figure)
 
     def become(self, creds: Creds) -> None:
-        """Make this thread act as creds=(uid, gid, groups)."""
+        """Make this thread act as creds=(uid, gid, groups).
+
+        PermissionError (EPERM) for an id the kernel cannot hold, before
+        anything changes; PermissionError too if the kernel kept the old
+        fsuid/fsgid (the thread's identity is then marked unknown, so the
+        next call sets everything again)."""
         if not self.enabled:
             return
         current = getattr(self._tls, "creds", None)
         if current == creds:
             return
+        if not valid_creds(creds):
+            raise PermissionError(errno.EPERM, f"credentials {creds[0]}:{creds[1]} with "
+                                               f"{len(creds[2])} groups hold an invalid id")
         uid, gid, groups = creds
         # Mark unknown first: if a call below fails, the next become() redoes all.
         self._tls.creds = None

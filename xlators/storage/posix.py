@@ -9,8 +9,9 @@ concern: `posix_entry`, `posix_inode`, `posix_io`.
 
 Thread-safety: fops are called from several stage threads at once.  Shared
 state is the fd cache, the directory-descriptor cache and the index
-(each with its own lock), per-gfid stripe locks for index changes, and a
-lock per open directory stream; credentials are per thread.
+(each with its own lock), per-gfid stripe locks for index changes,
+per-directory stripe locks around entry ops (exact wcc, see `dir_locks`),
+and a lock per open directory stream; credentials are per thread.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import weakref
 
 from glusterfsd.options import Option, OptionError
 from glusterfsd.xlator import register
+from xlators.storage.dir_locks import DirLocks
 from xlators.storage.fd_cache import FdCache
 from xlators.storage.gfid_index import GfidIndex
 from xlators.storage.gfid_layout import GFID_XATTR, gfid_str, proc_path
@@ -59,6 +61,12 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
                "directory descriptors are kept to resolve gfids without walking the index."),
         Option("max-hardlinks", "int", "100", min=0, max=0xFFFFFFFF, description="LINK fails "
                "with EMLINK once a file has this many names (0: no limit), as GlusterFS's posix."),
+        Option("metadata-sync", "bool", "on", description="Commit every entry operation "
+               "(create, mkdir, symlink, mknod, link, unlink, rmdir, rename) to stable storage "
+               "before it returns: fsync of the changed directories, of new files and "
+               "directories, and of the gfid index directories touched, as RFC 1813 asks and "
+               "knfsd does.  Off trades that durability for speed: a server crash may then "
+               "lose entries a client was told exist (or bring back removed ones)."),
         Option("brick-uid", "int", min=0, max=_ID_MAX, description="Owner uid the directory "
                "is given at start (GlusterFS's storage.owner-uid)."),
         Option("brick-gid", "int", min=0, max=_ID_MAX, description="Owner gid the directory "
@@ -84,7 +92,8 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
             self.log.warning("not running as root: every fop acts as uid %d; caller "
                              "identities and root-squash cannot be enforced", os.geteuid())
         fd_size, dir_size = self._fit_descriptor_budget()
-        self.index = GfidIndex(self.directory, self.identity, dir_size)
+        self.dir_locks = DirLocks()
+        self.index = GfidIndex(self.directory, self.identity, dir_size, self.metadata_sync)
         try:
             self.index.open()
         except OSError as err:
@@ -127,6 +136,10 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
         self.anon_uid = int(self._value("anonymous-uid"))
         self.anon_gid = int(self._value("anonymous-gid"))
         self.max_hardlinks = int(self._value("max-hardlinks"))
+        self.metadata_sync = bool(self._value("metadata-sync"))
+        index = getattr(self, "index", None)
+        if index is not None:
+            index.sync_metadata = self.metadata_sync
 
     def _fit_descriptor_budget(self) -> tuple[int, int]:
         """Keep the two descriptor caches within half of RLIMIT_NOFILE, so the
@@ -204,6 +217,7 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
             "gfid-xattr": self.index.xattr,
             "read-only": self.read_only,
             "root-squash": self.root_squash,
+            "metadata-sync": self.metadata_sync,
             "caller-identity": "per-thread fsuid/fsgid/groups" if self.identity.enabled
                                else "disabled (not root)",
             "credential-switches": self.identity.switches,

@@ -4,6 +4,12 @@ The fops are split by concern (`posix_entry`: names; `posix_inode`:
 attributes and xattrs; `posix_io`: open files and directory listings); each
 group is a mixin on this core, and `posix.PosixXlator` puts them together
 with the option table and the lifecycle.
+
+Entry ops run inside `_changing(*parent_gfids)`: the parents' directory
+locks are held from their resolution (whose fstat is the wcc pre-op
+attributes) to the post-op fstat (see `dir_locks`), and after the locks are
+let go what the op changed is committed to stable storage when the option
+`metadata-sync` is on (see `metadata_sync`).
 """
 from __future__ import annotations
 
@@ -14,11 +20,12 @@ import stat as statmod
 import weakref
 
 from glusterfsd.xlator import ROOT_GFID, Caller, Iatt, Xlator
-from xlators.storage import names
+from xlators.storage import metadata_sync, names
+from xlators.storage.dir_locks import DirLocks
 from xlators.storage.fd_cache import FdCache
 from xlators.storage.gfid_index import GfidIndex
 from xlators.storage.gfid_layout import HIDDEN_DIR, Obj, user_nlink
-from xlators.storage.identity import Creds, Identity, squash
+from xlators.storage.identity import ROOT_CREDS, Creds, Identity, is_server, squash
 
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -37,10 +44,16 @@ class PosixCore(Xlator):
     anon_uid: int = 65534
     anon_gid: int = 65534
     max_hardlinks: int = 100
+    metadata_sync: bool = True
+    dir_locks: DirLocks
     open_streams: weakref.WeakSet  # DirStreams of directory Fds not yet released
 
     # --- who and what ----------------------------------------------------------
     def _creds(self, caller: Caller) -> Creds:
+        """What the thread runs as: the caller, root-squashed if asked; the
+        server's own SERVER_CALLER is real root, never squashed."""
+        if is_server(caller):
+            return ROOT_CREDS
         groups = tuple(caller.groups)
         if self.root_squash:
             return squash(caller.uid, caller.gid, groups, self.anon_uid, self.anon_gid)
@@ -73,8 +86,7 @@ class PosixCore(Xlator):
     def _child_at(self, parent_gfid: bytes, dir_fd: int, name: bytes) -> Obj:
         """Look `name` up in a directory as the caller (never following it)
         and make sure it has a gfid and an index entry."""
-        fd = os.open(name, _O_PATH_NOFOLLOW, dir_fd=dir_fd)
-        obj = Obj(b"", fd, os.fstat(fd))
+        obj = self._open_path(dir_fd, name)
         try:
             self.index.heal(obj, parent_gfid, name)
         except BaseException:
@@ -84,8 +96,41 @@ class PosixCore(Xlator):
 
     def _new_child(self, parent: Obj, name: bytes) -> Obj:
         """Open an object this fop just created (before it has a gfid)."""
-        fd = os.open(name, _O_PATH_NOFOLLOW, dir_fd=parent.fd)
-        return Obj(b"", fd, os.fstat(fd))
+        return self._open_path(parent.fd, name)
+
+    @staticmethod
+    def _open_path(dir_fd: int, name: bytes) -> Obj:
+        """An O_PATH Obj (no gfid yet) of `name`; the descriptor is closed if fstat fails."""
+        fd = os.open(name, _O_PATH_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            return Obj(b"", fd, os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @contextlib.contextmanager
+    def _changing(self, *parents: bytes):
+        """The scope of an entry op on these parent directories (gfids).
+
+        Yields (list of resolved parent Objs, SyncPlan).  The parents' locks
+        are taken BEFORE they are resolved, so the stat taken by the
+        resolution is an exact pre-op attribute, and held until the body
+        returns (it takes the post-op fstat inside).  Then, on success only
+        and with the locks released, the plan is committed (metadata-sync).
+        """
+        plan = metadata_sync.SyncPlan()
+        objs: list[Obj] = []
+        try:
+            with self.dir_locks.held(*parents):
+                for gfid in parents:
+                    objs.append(self._resolve_dir(gfid))
+                    plan.add_dir(objs[-1])
+                yield objs, plan
+            if self.metadata_sync:
+                metadata_sync.commit(plan, self.identity, self.index)
+        finally:
+            for obj in objs:
+                obj.close()
 
     def _undo_create(self, parent: Obj, name: bytes, is_dir: bool) -> None:
         """Take back an entry whose gfid or index entry could not be made."""

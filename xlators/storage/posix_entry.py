@@ -5,6 +5,12 @@ Each runs as the caller against a parent directory descriptor, with the final
 component never followed, and then (as root) brings the gfid index up to date
 under that gfid's lock.  A new object first exists without a gfid; if giving
 it one fails, the entry is removed again so no gfid-less object is left.
+
+Every op that changes a directory runs in `_changing` (posix_core): the
+parents are locked before they are resolved and until their post-op fstat,
+so the wcc pair describes exactly this change as far as this process goes,
+and what changed is committed to stable storage before the op returns
+(option `metadata-sync`).  Each op lists in the SyncPlan what it touched.
 """
 from __future__ import annotations
 
@@ -47,10 +53,12 @@ class EntryFops(PosixCore):
         self._writable("mkdir")
         raw = self._name(name, "mkdir")
         self._refuse_hidden(parent, raw, "mkdir")
-        with self._resolve_dir(parent) as pobj:
+        with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
             os.mkdir(raw, mode & 0o7777, dir_fd=pobj.fd)
             iatt = self._give_gfid(pobj, raw, mode, is_dir=True)
+            plan.new_dirs.append((pobj, raw))
+            plan.buckets.add(iatt.gfid)
             return iatt, pre, self._fresh_iatt(pobj)
 
     def mknod(self, caller: Caller, parent: bytes, name, mode: int, rdev: int):
@@ -63,10 +71,11 @@ class EntryFops(PosixCore):
                                         f"not type {kind:#o}")
         self._refuse_hidden(parent, raw, "mknod")
         device = rdev if kind in (statmod.S_IFCHR, statmod.S_IFBLK) else 0
-        with self._resolve_dir(parent) as pobj:
+        with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
             os.mknod(raw, kind | (mode & 0o7777), device, dir_fd=pobj.fd)
             iatt = self._give_gfid(pobj, raw, mode, is_dir=False)
+            plan.buckets.add(iatt.gfid)
             return iatt, pre, self._fresh_iatt(pobj)
 
     def symlink(self, caller: Caller, parent: bytes, name, target, mode: int = 0o777):
@@ -76,10 +85,11 @@ class EntryFops(PosixCore):
         raw = self._name(name, "symlink")
         text = names.check_symlink_target(target)
         self._refuse_hidden(parent, raw, "symlink")
-        with self._resolve_dir(parent) as pobj:
+        with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
             os.symlink(text, raw, dir_fd=pobj.fd)
             iatt = self._give_gfid(pobj, raw, None, is_dir=False)
+            plan.buckets.add(iatt.gfid)
             return iatt, pre, self._fresh_iatt(pobj)
 
     def _give_gfid(self, pobj: Obj, raw: bytes, mode: int | None, is_dir: bool) -> Iatt:
@@ -109,23 +119,33 @@ class EntryFops(PosixCore):
         if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
             raise OSError(errno.EINVAL, f"bad access mode in flags {flags:#o}")
         base = acc | os.O_CLOEXEC | os.O_NOFOLLOW | (flags & os.O_TRUNC)
-        with self._resolve_dir(parent) as pobj:
-            pre = self._iatt(pobj.st, pobj.gfid)
-            try:
-                fd = os.open(raw, base | os.O_CREAT | os.O_EXCL, mode & 0o7777, dir_fd=pobj.fd)
-            except FileExistsError:
-                if flags & os.O_EXCL:
-                    raise
-                fd, gfid = self._open_existing(pobj, raw, base)
-            else:
-                gfid = self._file_new(pobj, raw, fd, mode)
-            try:
+        fd = -1  # ours to close until the fd cache adopts it
+        try:
+            with self._changing(parent) as ((pobj,), plan):
+                pre = self._iatt(pobj.st, pobj.gfid)
+                try:
+                    made = os.open(raw, base | os.O_CREAT | os.O_EXCL, mode & 0o7777,
+                                   dir_fd=pobj.fd)
+                except FileExistsError:
+                    if flags & os.O_EXCL:
+                        raise
+                    fd, gfid = self._open_existing(pobj, raw, base)
+                    plan.nothing_changed()
+                    if flags & os.O_TRUNC:
+                        plan.files.append(fd)  # its size changed
+                else:
+                    gfid = self._file_new(pobj, raw, made, mode)  # closes `made` if it fails
+                    fd = made
+                    plan.files.append(fd)
+                    plan.buckets.add(gfid)
                 iatt = self._iatt(os.fstat(fd), gfid)
-            except BaseException:
+                post = self._fresh_iatt(pobj)
+        except BaseException:
+            if fd >= 0:
                 os.close(fd)
-                raise
-            self.fd_cache.adopt(gfid, acc, fd)
-            return Fd(gfid, flags, ctx={"acc": acc}), iatt, pre, self._fresh_iatt(pobj)
+            raise
+        self.fd_cache.adopt(gfid, acc, fd)
+        return Fd(gfid, flags, ctx={"acc": acc}), iatt, pre, post
 
     def _file_new(self, pobj: Obj, raw: bytes, fd: int, mode: int) -> bytes:
         try:
@@ -159,7 +179,7 @@ class EntryFops(PosixCore):
             if obj.is_dir:
                 raise OSError(errno.EPERM, "hard links to directories are not allowed")
             self._link_count_ok(obj.st)
-            with self._resolve_dir(newparent) as pobj:
+            with self._changing(newparent) as ((pobj,), _plan):
                 pre = self._iatt(pobj.st, pobj.gfid)
                 with self.index.locked(obj.gfid):
                     # linking /proc/self/fd/N (followed) links the object itself, even a
@@ -173,7 +193,7 @@ class EntryFops(PosixCore):
         self._writable("unlink")
         raw = self._name(name, "unlink")
         self._refuse_hidden(parent, raw, "unlink")
-        with self._resolve_dir(parent) as pobj:
+        with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
             st = os.stat(raw, dir_fd=pobj.fd, follow_symlinks=False)
             if statmod.S_ISDIR(st.st_mode):
@@ -181,8 +201,8 @@ class EntryFops(PosixCore):
             gfid = self.index.read_gfid_at(pobj.fd, raw)
             with self.index.locked(gfid):
                 os.unlink(raw, dir_fd=pobj.fd)
-                if gfid:
-                    self._forget_if_gone(gfid)
+                if gfid and self._forget_if_gone(gfid):
+                    plan.buckets.add(gfid)
             return pre, self._fresh_iatt(pobj)
 
     def rmdir(self, caller: Caller, parent: bytes, name):
@@ -190,7 +210,7 @@ class EntryFops(PosixCore):
         self._writable("rmdir")
         raw = self._name(name, "rmdir")
         self._refuse_hidden(parent, raw, "rmdir")
-        with self._resolve_dir(parent) as pobj:
+        with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
             st = os.stat(raw, dir_fd=pobj.fd, follow_symlinks=False)
             if not statmod.S_ISDIR(st.st_mode):
@@ -200,12 +220,16 @@ class EntryFops(PosixCore):
                 os.rmdir(raw, dir_fd=pobj.fd)
                 if gfid:
                     self.index.remove_dir(gfid)
+                    plan.buckets.add(gfid)
             return pre, self._fresh_iatt(pobj)
 
-    def _forget_if_gone(self, gfid: bytes) -> None:
-        """A name of a non-directory went away; if it was the last, so is the gfid."""
+    def _forget_if_gone(self, gfid: bytes) -> bool:
+        """A name of a non-directory went away; if it was the last, so is the
+        gfid (True: its index entry was removed)."""
         if self.index.drop_if_unlinked(gfid):
             self.fd_cache.forget(gfid)
+            return True
+        return False
 
     def rename(self, caller: Caller, oldparent: bytes, oldname, newparent: bytes, newname):
         self._enter(caller)
@@ -214,7 +238,7 @@ class EntryFops(PosixCore):
         new = self._name(newname, "rename")
         self._refuse_hidden(oldparent, old, "rename")
         self._refuse_hidden(newparent, new, "rename")
-        with self._resolve_dir(oldparent) as opobj, self._resolve_dir(newparent) as npobj:
+        with self._changing(oldparent, newparent) as ((opobj, npobj), plan):
             preold = self._iatt(opobj.st, opobj.gfid)
             prenew = self._iatt(npobj.st, npobj.gfid)
             with self._child(opobj, old) as src:
@@ -223,11 +247,13 @@ class EntryFops(PosixCore):
                     os.rename(old, new, src_dir_fd=opobj.fd, dst_dir_fd=npobj.fd)
                     if src.is_dir:
                         self.index.move_dir(src.gfid, npobj.gfid, new)
+                        plan.buckets.add(src.gfid)
                     if target and target != src.gfid:
                         if target_is_dir:
                             self.index.remove_dir(target)
-                        else:
-                            self._forget_if_gone(target)
+                            plan.buckets.add(target)
+                        elif self._forget_if_gone(target):
+                            plan.buckets.add(target)
             return preold, self._fresh_iatt(opobj), prenew, self._fresh_iatt(npobj)
 
     def _peek(self, pobj: Obj, name: bytes) -> tuple[bytes | None, bool]:

@@ -6,6 +6,19 @@ caller's right to the access mode (the kernel's check, as the caller) and
 records the Fd; reads and writes then use a shared cached descriptor.  If the
 cache evicted it, it is reopened by gfid as root: the Fd already proved the
 caller's right, as an open descriptor does in POSIX.
+
+An ANONYMOUS Fd (ctx[identity.ANONYMOUS_FD]; every Fd the SERVER_CALLER
+opens, and those the NFS fd cache adopts) is different: it serves whoever
+sends the next READ or WRITE, so each read and write checks THAT caller's
+right, on an fstat of the file taken by the call itself (never on
+attributes cached anywhere: an owner changed by chown elsewhere must lose
+the override at once).  The rule is knfsd's for NFS: the owner of a regular
+file may always read and write it (NFS has no open state: a client that
+created a 0444 file writes through what it holds open), anybody else needs
+the kernel's verdict as the caller (faccessat), and reading also passes with
+execute permission (a client must read a program to run it).  The owner
+pays no extra syscall: writes fstat before writing anyway, reads after
+reading (data read without the right is dropped, never returned).
 """
 from __future__ import annotations
 
@@ -16,8 +29,8 @@ import stat as statmod
 from glusterfsd.xlator import IA_DIR, ROOT_GFID, Caller, Dirent, Fd, gfid_to_ino
 from xlators.storage import syscalls
 from xlators.storage.dirstream import DT_TO_IA, DirStream, RawEntry
-from xlators.storage.gfid_layout import HIDDEN_DIR, Obj
-from xlators.storage.identity import Creds
+from xlators.storage.gfid_layout import HIDDEN_DIR, Obj, proc_path
+from xlators.storage.identity import ANONYMOUS_FD, Creds, is_server
 from xlators.storage.posix_core import PosixCore
 
 _ACCESS_FOR = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK, os.O_RDWR: os.R_OK | os.W_OK}
@@ -44,19 +57,40 @@ class IoFops(PosixCore):
                 raise OSError(errno.ELOOP, "open of a symbolic link")
             if not statmod.S_ISREG(obj.st.st_mode):
                 raise OSError(errno.EINVAL, "only regular files can be opened on the server")
+            ctx = {"acc": acc, ANONYMOUS_FD: True} if is_server(caller) else {"acc": acc}
             if not flags & os.O_TRUNC and self.fd_cache.has(obj.gfid, acc):
                 self._check_right(obj, acc, creds)
                 if self.fd_cache.note_open(obj.gfid, acc):
-                    return Fd(obj.gfid, flags, ctx={"acc": acc})
+                    return Fd(obj.gfid, flags, ctx=ctx)
             fd = self._open_as(obj, acc | (flags & os.O_TRUNC), creds)
             self.fd_cache.adopt(obj.gfid, acc, fd)
-            return Fd(obj.gfid, flags, ctx={"acc": acc})
+            return Fd(obj.gfid, flags, ctx=ctx)
 
     def _owner_override(self, obj: Obj, creds: Creds) -> bool:
         """NFS has no open state: a client that created a 0444 file and still
         has it open must be able to WRITE it.  As knfsd does, the owner of a
         regular file passes the permission check."""
         return creds[0] == obj.st.st_uid and statmod.S_ISREG(obj.st.st_mode)
+
+    @staticmethod
+    def _caller_may(fd: Fd, caller: Caller, creds: Creds, osfd: int, st: os.stat_result,
+                    rights: tuple[int, ...]) -> None:
+        """For an anonymous Fd: PermissionError(EACCES) unless this caller may
+        use it (owner override, else any of `rights` by the kernel's check as
+        the caller, whose credentials the thread already carries)."""
+        if not fd.ctx.get(ANONYMOUS_FD) or is_server(caller):
+            return
+        if creds[0] == st.st_uid and statmod.S_ISREG(st.st_mode):
+            return
+        path = proc_path(osfd)
+        for mask in rights:
+            try:
+                syscalls.check_access(path, mask)
+                return
+            except PermissionError:
+                continue
+        raise PermissionError(errno.EACCES, "the caller may not "
+                              + ("write" if rights == (os.W_OK,) else "read") + " this file")
 
     def _check_right(self, obj: Obj, acc: int, creds: Creds) -> None:
         try:
@@ -92,7 +126,7 @@ class IoFops(PosixCore):
         return fd.ctx["acc"]
 
     def read(self, caller: Caller, fd: Fd, offset: int, size: int):
-        self._enter(caller)
+        creds = self._enter(caller)
         acc = self._file_acc(fd)
         if acc == os.O_WRONLY:
             raise OSError(errno.EBADF, "Fd is open for writing only")
@@ -100,10 +134,12 @@ class IoFops(PosixCore):
             raise OSError(errno.EINVAL, f"bad read range {offset}+{size}")
         with self.fd_cache.use(fd.gfid, acc) as osfd:
             data = os.pread(osfd, size, offset)
-            return data, self._iatt(os.fstat(osfd), fd.gfid)
+            st = os.fstat(osfd)
+            self._caller_may(fd, caller, creds, osfd, st, (os.R_OK, os.X_OK))
+            return data, self._iatt(st, fd.gfid)
 
     def write(self, caller: Caller, fd: Fd, offset: int, data: bytes, stable: int):
-        self._enter(caller)
+        creds = self._enter(caller)
         self._writable("write")
         acc = self._file_acc(fd)
         if acc == os.O_RDONLY:
@@ -114,7 +150,9 @@ class IoFops(PosixCore):
             raise OSError(errno.EINVAL, f"bad write offset {offset}")
         view = memoryview(data).cast("B")
         with self.fd_cache.use(fd.gfid, acc) as osfd:
-            pre = self._iatt(os.fstat(osfd), fd.gfid)
+            st = os.fstat(osfd)
+            self._caller_may(fd, caller, creds, osfd, st, (os.W_OK,))
+            pre = self._iatt(st, fd.gfid)
             written = 0
             while written < len(view):
                 count = os.pwrite(osfd, view[written:], offset + written)

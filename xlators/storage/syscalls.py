@@ -52,6 +52,7 @@ AT_EACCESS = 0x200
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 _NO_CHANGE = 0xFFFFFFFF  # (uid_t)-1: setfsuid(-1) only reports the current value
+ID_MAX = 0xFFFFFFFE  # the largest uid/gid the kernel accepts; (uid_t)-1 means "no id"
 
 
 def _raise_errno(what: str) -> None:
@@ -59,21 +60,45 @@ def _raise_errno(what: str) -> None:
     raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def setfsuid(uid: int) -> int:
-    """Set this thread's fsuid; returns the previous one (the call never reports errors)."""
-    return _libc.setfsuid(uid)
+def valid_id(value: int) -> bool:
+    """Whether the kernel can hold `value` as a uid or gid."""
+    return 0 <= value <= ID_MAX
 
 
-def setfsgid(gid: int) -> int:
-    return _libc.setfsgid(gid)
+def _switch(call, value: int, what: str) -> None:
+    """Set an fs id and prove it took.
+
+    Why: setfsuid/setfsgid never report failure; they return the PREVIOUS
+    value and silently keep it when the new one is refused (or is -1, "leave
+    unchanged").  Trusting them once let (uid_t)-1 keep a thread's earlier
+    identity, root included.  So the value is range-checked first, and the
+    call is made a second time: its return value is the id now in force.
+    """
+    if not valid_id(value):
+        raise PermissionError(errno.EPERM, f"{what}({value:#x}): not a valid id")
+    call(value)
+    now = call(value) & _NO_CHANGE  # the C int return is signed: 0xFFFFFFFE comes back as -2
+    if now != value:
+        raise PermissionError(errno.EPERM, f"{what}({value}) did not take effect "
+                                           f"(still {now})")
+
+
+def setfsuid(uid: int) -> None:
+    """Make this thread's fsuid `uid`, or raise PermissionError (see `_switch`)."""
+    _switch(_libc.setfsuid, uid, "setfsuid")
+
+
+def setfsgid(gid: int) -> None:
+    """Make this thread's fsgid `gid`, or raise PermissionError (see `_switch`)."""
+    _switch(_libc.setfsgid, gid, "setfsgid")
 
 
 def current_fsuid() -> int:
-    return _libc.setfsuid(_NO_CHANGE)
+    return _libc.setfsuid(_NO_CHANGE) & _NO_CHANGE
 
 
 def current_fsgid() -> int:
-    return _libc.setfsgid(_NO_CHANGE)
+    return _libc.setfsgid(_NO_CHANGE) & _NO_CHANGE
 
 
 _SYS_SETGROUPS = _ffi.cast("long", _NR["setgroups"])
@@ -81,7 +106,10 @@ _SYS_GETDENTS64 = _ffi.cast("long", _NR["getdents64"])
 
 
 def thread_setgroups(groups: tuple[int, ...]) -> None:
-    """Supplementary groups of the calling thread only (raw syscall, see module doc)."""
+    """Supplementary groups of the calling thread only (raw syscall, see module doc).
+    An id the kernel cannot hold is refused here (the syscall would say EINVAL)."""
+    if not all(valid_id(g) for g in groups):
+        raise PermissionError(errno.EPERM, "setgroups: a group id out of range")
     array = _ffi.new("unsigned int[]", list(groups) or [0])
     ret = _libc.syscall(_SYS_SETGROUPS, _ffi.cast("long", len(groups)),
                         _ffi.cast("unsigned int *", array))
