@@ -58,6 +58,13 @@ class Caller:
 
 
 ROOT_CALLER = Caller(0, 0, ())
+# The server acting for itself (never a client): storage runs it as real root
+# and never squashes it, because root-squash is about what a CLIENT's uid 0 may
+# do.  Compared by identity (`is`), so no decoded credential can pass for it.
+SERVER_CALLER = Caller(0, 0, (), "<server>")
+# Fd.ctx key: this Fd is shared by many callers (NFS has no OPEN), so storage
+# checks each read and write on it against that call's caller.
+ANONYMOUS_FD = "anonymous"
 
 
 @dataclass(slots=True)

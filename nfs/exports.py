@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 from glusterfsd import log as gflog
 from glusterfsd.options import Option, OptionError
-from glusterfsd.xlator import ROOT_CALLER, ROOT_GFID, Caller
+from glusterfsd.xlator import ROOT_GFID, SERVER_CALLER, Caller
 from nfs import fh
 from nfs.hostrules import HostRules, check_hostspec
 
@@ -246,7 +246,7 @@ class Export:
 
         OSError(ENOENT/ENOTDIR/EACCES...) when the directory is gone or unreachable.
         """
-        self._root_gfid = walk(self.xlator, self.subdir, caller or ROOT_CALLER)
+        self._root_gfid = walk(self.xlator, self.subdir, caller or SERVER_CALLER)
         return self._root_gfid
 
     def host_allowed(self, address: str) -> bool:

@@ -25,8 +25,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 
-from glusterfsd.xlator import Fd
-from xlators.storage.identity import ANONYMOUS_FD, SERVER_CALLER
+from glusterfsd.xlator import ANONYMOUS_FD, SERVER_CALLER, Fd
 
 
 class _Entry:

@@ -26,7 +26,7 @@ import errno
 import threading
 import time
 
-from glusterfsd.xlator import IA_DIR, ROOT_CALLER, ROOT_GFID, Iatt
+from glusterfsd.xlator import IA_DIR, ROOT_GFID, SERVER_CALLER, Iatt
 from nfs import fh
 from nfs.inode import MAX_DEPTH, InodeTable, InodeTables
 from nfs.nfs3_attrs import N, AttrMapper
@@ -159,7 +159,7 @@ class HandleResolver:
             parent = inodes.parent_of(current)
             if parent is None:
                 try:
-                    iatt = xl.lookup(ROOT_CALLER, current, b"..")
+                    iatt = xl.lookup(SERVER_CALLER, current, b"..")
                 except OSError:
                     return None
                 parent = iatt.gfid

@@ -42,20 +42,13 @@ import errno
 import os
 import threading
 
-from glusterfsd.xlator import Caller
+from glusterfsd.xlator import ANONYMOUS_FD, SERVER_CALLER, Caller  # noqa: F401 (re-exported)
 from xlators.storage import syscalls
 
 Creds = tuple[int, int, tuple[int, ...]]  # (uid, gid, groups)
 ROOT_CREDS: Creds = (0, 0, ())
 _THREAD_CREDS = threading.local()
 NGROUPS_MAX = 65536  # the kernel's limit for one setgroups
-
-# The server itself (never a client): compared by identity (`is`), so no
-# decoded credential can ever be taken for it.
-SERVER_CALLER = Caller(0, 0, (), "<server>")
-# Fd.ctx key: this Fd is shared by many callers (NFS has no OPEN), so its
-# reads and writes check the caller's right on a fresh fstat.
-ANONYMOUS_FD = "anonymous"
 
 
 def is_server(caller: Caller) -> bool:
