@@ -17,6 +17,7 @@ import sys
 from glusterfsd import __version__
 from glusterfsd import log as gflog
 from glusterfsd import statedump
+from glusterfsd.arbiter import MAX_WORKERS, Arbiter
 from glusterfsd.daemon import StatusPipe, daemonize
 from glusterfsd.graph import Graph, XlatorOverride
 from glusterfsd.process import Server, ServerConfig
@@ -55,6 +56,13 @@ def _server(text: str) -> str:
     raise argparse.ArgumentTypeError(f"'{text}' is not a host name, address or socket path")
 
 
+def _workers(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a worker count (0-{MAX_WORKERS})")
+    return value
+
+
 def _override(text: str) -> XlatorOverride:
     try:
         return XlatorOverride.parse(text)
@@ -86,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where SIGUSR1 writes statedumps (default {statedump.DEFAULT_DIR})")
     add("--graceful-timeout", metavar="SECONDS", type=float, default=30.0,
         help="how long SIGTERM waits for in-flight calls (default 30)")
+    add("--workers", metavar="N", type=_workers,
+        help="worker processes (overrides nfs.workers; default: the CPU count); "
+             "0 serves in one process")
     add("--xlator-options", metavar="TYPE", nargs="?", const="all",
         help="list the options of an xlator type (or of all types) with their defaults, and exit")
     add("--version", action="version", version=f"{PROG} {__version__} (pygnfs)")
@@ -145,9 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         overrides=args.xlator_option,
         statedump_dir=args.statedump_dir,
         graceful_timeout=args.graceful_timeout,
+        workers=args.workers,
+        volfile_arg=args.volfile,
     )
     status = StatusPipe(None) if args.no_daemon else daemonize()
+    if uses_workers(graph, args.workers):
+        return Arbiter(config, graph, status).run()
     return Server(config, graph, status).run()
+
+
+def uses_workers(graph: Graph, workers: int | None) -> bool:
+    """Prefork when the top binds sockets (nfs/server) and workers are not 0; a graph with
+    nothing to serve (a bare storage volfile) runs in one process."""
+    if not hasattr(graph.top, "prefork_bind"):
+        return False
+    return (workers if workers is not None else graph.top.prefork_workers()) > 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,31 +58,39 @@ class ReopenableFileHandler(logging.Handler):
         super().__init__()
         self.path = path
         self._lock = threading.Lock()
-        self.stream = self._open()
+        self.fd = self._open()
 
     def _open(self):
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        return os.fdopen(fd, "a", buffering=1)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def fileno(self) -> int:
+        return self.fd
 
     def reopen(self) -> None:
         with self._lock:
-            old, self.stream = self.stream, self._open()
-        old.close()
+            old, self.fd = self.fd, self._open()
+        os.close(old)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record) + "\n"
+            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
             with self._lock:
-                self.stream.write(text)
+                # One write per record: with O_APPEND the kernel appends it whole, so
+                # the master's and the workers' lines never interleave mid-line.
+                written = os.write(self.fd, data)
+                while written < len(data):      # only on a full disk or a signal
+                    written += os.write(self.fd, data[written:])
         except Exception:  # never let logging kill a request
             self.handleError(record)
 
     def close(self) -> None:
         with self._lock:
-            self.stream.close()
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
         super().close()
 
 
@@ -111,6 +119,13 @@ def reopen() -> None:
     """Reopen the log file (SIGHUP), so a rotated file is let go."""
     if isinstance(_handler, ReopenableFileHandler):
         _handler.reopen()
+
+
+def fileno() -> int:
+    """The descriptor log lines go to now (the file, or stderr's 2)."""
+    if isinstance(_handler, ReopenableFileHandler):
+        return _handler.fileno()
+    return 2
 
 
 class XlatorLogger(logging.LoggerAdapter):

@@ -1,5 +1,11 @@
 """One server process: pidfile, graph life, and the signals ops send it.
 
+This is the single-process mode: the graph runs in the process that parsed
+the command line.  It serves graphs whose top binds no sockets (a bare
+storage/posix volfile) and `nfs.workers 0` / `--workers 0`; an nfs/server
+graph normally runs under the prefork master instead (glusterfsd.arbiter),
+with worker processes (glusterfsd.worker).
+
 Signals are blocked in every thread and taken by the main thread with
 `sigwait`, as glusterfsd's dedicated sigwaiter thread does: a handler then
 never runs in the middle of a request, and reload or shutdown happen in one
@@ -37,6 +43,8 @@ class ServerConfig:
     overrides: list[XlatorOverride] = field(default_factory=list)
     statedump_dir: str = statedump.DEFAULT_DIR
     graceful_timeout: float = 30.0
+    workers: int | None = None           # --workers; None: the volfile's nfs.workers
+    volfile_arg: str | None = None       # the volfile as typed, for the process title
 
 
 def set_title(text: str) -> None:

@@ -20,6 +20,7 @@ when off, so a volfile asking for them fails loudly instead of silently.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from typing import Any
 
@@ -30,6 +31,7 @@ from nfs.exports import EXPORT_OPTIONS, ExportTable, validate_export_options
 from nfs.fdcache import FdCache
 from nfs.inode import InodeTables
 from nfs.nfs3 import Nfs3, Nfs3Config
+from nfs.prefork import PreforkServing
 
 MIB = 1 << 20
 INODES_PER_MEM_FACTOR = 6000      # gnfs: inode LRU = nfs.mem-factor x 6000
@@ -84,6 +86,12 @@ NFS_OPTIONS: tuple[Option, ...] = (
            description="NLM v4 locking: not implemented; only off is accepted."),
     Option("nfs.acl", "bool", "off",
            description="NFS-ACL v3: not implemented; only off is accepted."),
+    Option("nfs.workers", "int", str(min(os.cpu_count() or 1, 64)), min=0, max=64,
+           description="Worker processes serving the sockets (default: the CPU count); "
+                       "0 serves in the one process, without a master (our addition)."),
+    Option("nfs.worker-timeout", "double", "30", min=2, max=3600,
+           description="A worker whose event and stage threads make no progress for this "
+                       "many seconds (or that takes longer to start) is killed and replaced."),
     Option("nfs.mount-udp", "bool", "off",
            description="MOUNT over UDP. MOUNT is always served over UDP as well as TCP here, "
                        "so either value gives the same service."),
@@ -131,8 +139,8 @@ def bind_error(err: OSError, host: str, port: int, key: str) -> OSError:
 
 
 @register
-class NfsServer(Xlator):
-    """nfs/server: NFSv3 + MOUNT over the exported subvolumes."""
+class NfsServer(PreforkServing, Xlator):
+    """nfs/server: NFSv3 + MOUNT over the exported subvolumes (prefork side: nfs.prefork)."""
 
     type_name = "nfs/server"
     options = NFS_OPTIONS + EXPORT_OPTIONS
@@ -153,6 +161,8 @@ class NfsServer(Xlator):
         self._mappings: list = []
         # {"nfs.port" | "nfs.mount-port": (tcp, udp)} bound by a prefork master
         self.presets: dict = {}
+        self.verifier = writeverf       # or the master's shared one (nfs.prefork)
+        self._prefork_setup()
 
     # --- validation ------------------------------------------------------
     def check(self) -> None:
@@ -195,9 +205,15 @@ class NfsServer(Xlator):
         mem_factor = self.option("nfs.mem-factor")
         self.inodes = InodeTables(mem_factor * INODES_PER_MEM_FACTOR)
         self.fds = FdCache(mem_factor * FDS_PER_MEM_FACTOR)
-        writeverf.start()
+        shared = self.prefork_shared
+        if shared is None:
+            writeverf.start()
+            self.verifier = writeverf
+        else:   # a prefork worker: the master's verifier, the same in every worker
+            writeverf.set_current(shared.verifier.current())
+            self.verifier = shared.verifier
         config = self._config()
-        self.nfs3 = Nfs3(self.exports, config, self.inodes, self.fds, writeverf)
+        self.nfs3 = Nfs3(self.exports, config, self.inodes, self.fds, self.verifier)
         self.pool = new_pool(4096, self.option("nfs.event-threads"))
         try:
             self.pool.dispatch()
@@ -207,8 +223,11 @@ class NfsServer(Xlator):
                 self.pool, stage_threads=self.option("nfs.stage-threads"),
                 max_record=config.write_size + 64 * 1024,
                 outstanding_limit=self.option("rpc.outstanding-rpc-limit"),
-                drc=bool(self.option("nfs.drc")), drc_size=self.option("nfs.drc-size"),
-                allow_insecure=allow_insecure, name=self.name)
+                drc=bool(self.option("nfs.drc")) and shared is None,
+                drc_size=self.option("nfs.drc-size"), allow_insecure=allow_insecure,
+                name=self.name)
+            if shared is not None and shared.drc is not None and self.option("nfs.drc"):
+                self.svc.drc = shared.drc      # retransmissions may reach another worker
             nfs_program = self.nfs3.program(allow_insecure)
             self.svc.add_program(nfs_program)
             rmtab = Rmtab.from_option(self.option("nfs.mount-rmtab"))
@@ -222,8 +241,8 @@ class NfsServer(Xlator):
                               for proto in ("tcp", "udp")]
             self._mappings += [(prog.number, prog.version, proto, self.mount_port)
                                for prog in mount for proto in ("tcp", "udp")]
-            if self.option("rpc.register-with-portmap"):
-                self._register_portmap()
+            if self.option("rpc.register-with-portmap") and shared is None:
+                self._register_portmap()       # a prefork master registers for its workers
         except BaseException:
             self._teardown()
             raise
@@ -237,6 +256,7 @@ class NfsServer(Xlator):
         Sockets a prefork master bound before forking (`self.presets[key]`,
         made with `bind_pair`) are served as they are."""
         tcp, udp = self.presets.pop(key, None) or bind_pair(host, port, key)
+        self._served_listeners.append(tcp)
         try:
             self.svc.serve(tcp, "tcp")
         except BaseException:
@@ -291,6 +311,8 @@ class NfsServer(Xlator):
         if self.portmapper is not None:
             self.portmapper.stop()
             self.portmapper = None
+        self._close_probe()
+        self._served_listeners = []
         if self.svc is not None:
             self.svc.close()
             self.svc = None
@@ -306,7 +328,8 @@ class NfsServer(Xlator):
         super().reconfigure(changed)
         needs_restart = {"nfs.port", "nfs.mount-port", "nfs.bind-address",
                          "transport.socket.bind-address", "nfs.stage-threads", "nfs.drc",
-                         "nfs.drc-size", "nfs.mem-factor"} & set(changed)
+                         "nfs.drc-size", "nfs.mem-factor", "nfs.workers",
+                         "nfs.worker-timeout"} & set(changed)
         if needs_restart:
             self.log.warning("options %s take effect at the next restart",
                              ", ".join(sorted(needs_restart)))
@@ -323,7 +346,7 @@ class NfsServer(Xlator):
     def dump_private(self) -> dict[str, Any]:
         out: dict[str, Any] = {"nfs_port": self.nfs_port, "mount_port": self.mount_port,
                                "bind_address": self.bind_address,
-                               "write_verifier": writeverf.current().hex()}
+                               "write_verifier": self.verifier.current().hex()}
         if self.exports is not None:
             out["exports"] = [f"{e.path} ({'ro' if e.read_only else 'rw'})" for e in self.exports]
         if self.inodes is not None:
