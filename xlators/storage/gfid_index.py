@@ -108,8 +108,12 @@ class GfidIndex:
             self.xattr = self._choose_xattr_key()
             root_gfid = self.read_gfid(self.root_fd)
             if root_gfid is None:
-                os.setxattr(proc_path(self.root_fd), self.xattr, ROOT_GFID, os.XATTR_CREATE)
-            elif root_gfid != ROOT_GFID:
+                try:
+                    os.setxattr(proc_path(self.root_fd), self.xattr, ROOT_GFID, os.XATTR_CREATE)
+                    root_gfid = ROOT_GFID
+                except FileExistsError:  # another worker of a new store got there first
+                    root_gfid = self.read_gfid(self.root_fd)
+            if root_gfid != ROOT_GFID:
                 raise OSError(errno.EINVAL, f"{self.directory} carries gfid {gfid_str(root_gfid)}, "
                               "not the root gfid: it lies inside another store (a brick subdirectory?)")
             try:
@@ -133,6 +137,8 @@ class GfidIndex:
                     raise
         try:
             os.setxattr(path, GFID_XATTR, ROOT_GFID, os.XATTR_CREATE)
+            return GFID_XATTR
+        except FileExistsError:  # another worker initialising the same new store
             return GFID_XATTR
         except OSError as err:
             if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES):

@@ -160,21 +160,19 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
         path = proc_path(self.index.root_fd)
         wanted = self._value("volume-id")
         with self.identity.as_root():
-            try:
-                stored = os.getxattr(path, key)
-            except OSError as err:
-                if err.errno != errno.ENODATA:
-                    raise
-                stored = None
-            if stored is not None and len(stored) != 16:
+            stored = _getxattr_or_none(path, key)
+            if stored is None:
+                try:
+                    stored = wanted.bytes if wanted is not None else uuid.uuid4().bytes
+                    os.setxattr(path, key, stored, os.XATTR_CREATE)
+                except FileExistsError:  # another worker initialising the same new store won
+                    stored = _getxattr_or_none(path, key)
+            if stored is None or len(stored) != 16:
                 raise OptionError("volume-id", f"{self.directory} has a corrupt {key}")
             if wanted is not None and stored is not None and stored != wanted.bytes:
                 raise OptionError("volume-id", f"option 'volume-id' {wanted} does not match "
                                   f"{uuid.UUID(bytes=stored)} stored in {self.directory}: "
                                   "this directory holds another volume")
-            if stored is None:
-                stored = wanted.bytes if wanted is not None else uuid.uuid4().bytes
-                os.setxattr(path, key, stored, os.XATTR_CREATE)
         return stored
 
     def _set_brick_owner(self) -> None:
@@ -232,3 +230,12 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
         }
         figures.update(self.index.dir_cache_stats())
         return figures
+
+
+def _getxattr_or_none(path: str, key: str) -> bytes | None:
+    try:
+        return os.getxattr(path, key)
+    except OSError as err:
+        if err.errno != errno.ENODATA:
+            raise
+        return None

@@ -196,3 +196,39 @@ def test_unprivileged_store_uses_user_xattrs(public_tmp):
     """)
     assert result == {"key": "user.glusterfs.gfid", "uid": 1000, "xattr": True,
                       "symlink": "EOPNOTSUPP", "left": False}
+
+
+def test_many_instances_initialising_one_new_store_at_once_agree(tmp_path):
+    """Prefork workers of a fresh export race to write its root gfid, xattr
+    namespace and volume id; every one must boot and see the same volume."""
+    import threading
+
+    from xlators.storage.identity import reset_thread
+    export = tmp_path / "fresh"
+    export.mkdir()
+    stores, errors = [], []
+    start = threading.Barrier(8)
+
+    def boot():
+        try:
+            xl = PosixXlator("race", {"directory": str(export)}, [])
+            start.wait(timeout=10)
+            xl.init()
+            stores.append(xl)
+        except Exception as err:  # collected and asserted below
+            errors.append(err)
+        finally:
+            reset_thread()
+
+    threads = [threading.Thread(target=boot) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    try:
+        assert errors == []
+        assert len(stores) == 8
+        assert len({xl.volume_id for xl in stores}) == 1
+    finally:
+        for xl in stores:
+            xl.fini()
