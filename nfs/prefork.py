@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import socket
 import struct
 import time
 from dataclasses import dataclass
@@ -224,35 +223,10 @@ class PreforkServing:
         for sock in self._served_listeners:     # our copy: the master and others keep theirs
             sock.close()
         answered = svc.drain(timeout)
-        connections = _tcp_connections(svc)
-        _wait_until(lambda: not any(c._queue for c in connections if not c.closed), deadline)
-        for conn in connections:
-            if not conn.closed:
-                try:
-                    conn.sock.shutdown(socket.SHUT_WR)   # FIN after the last reply
-                except OSError:
-                    pass
-        _wait_until(lambda: all(c.closed for c in connections),
-                    min(deadline, time.monotonic() + LINGER))
+        svc.finish_connections(deadline, LINGER, POLL)
         return answered
 
 
 def bind_pair_for(host: str, port: int, key: str):
     from nfs.server import bind_pair        # late: nfs.server imports this module
     return bind_pair(host, port, key)
-
-
-def _tcp_connections(svc) -> list:
-    """The service's TCP connections.  (Reaches into RpcService: a public accessor there
-    would be better.)"""
-    from rpcsvc.transport import TcpConnection
-    with svc._lock:
-        return [t for t in svc._transports if isinstance(t, TcpConnection)]
-
-
-def _wait_until(predicate, deadline: float) -> bool:
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL)
-    return True

@@ -393,6 +393,19 @@ class RpcService:
                 self._idle.wait(left)
             return True
 
+    def finish_connections(self, deadline: float, linger: float, poll: float = 0.01) -> None:
+        """After `drain`: let queued replies leave, then half-close (FIN) every TCP
+        connection so its client reconnects (to another worker) instead of losing a
+        call, and wait up to `linger` seconds for the clients to close their side."""
+        from rpcsvc.transport import TcpConnection
+        with self._lock:
+            connections = [t for t in self._transports if isinstance(t, TcpConnection)]
+        _wait_until(lambda: not any(c.has_queued_replies for c in connections), deadline, poll)
+        for conn in connections:
+            conn.half_close()
+        _wait_until(lambda: all(c.closed for c in connections),
+                    min(deadline, time.monotonic() + linger), poll)
+
     @property
     def inflight(self) -> int:
         return self._inflight
@@ -439,3 +452,11 @@ class RpcService:
             }
         out["drc"] = self.drc.stats() if self.drc is not None else {"type": "none"}
         return out
+
+
+def _wait_until(predicate, deadline: float, poll: float) -> bool:
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True

@@ -197,6 +197,19 @@ class TcpConnection(Transport):
         self._queued_records: deque = deque()  # bytes left of each reply in _queue
         self._queued_bytes = 0
 
+    @property
+    def has_queued_replies(self) -> bool:
+        return bool(self._queue) and not self.closed
+
+    def half_close(self) -> None:
+        """Send FIN after the replies already written; the client's close ends it."""
+        if self.closed:
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
     def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
         with self._rlock:
             if self.closed:
