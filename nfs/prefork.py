@@ -29,8 +29,6 @@ from dataclasses import dataclass
 
 from rpcsvc.drc import SharedDuplicateRequestCache
 
-NFS_PROGRAM, NFS_VERSIONS = 100003, (3,)
-MOUNT_PROGRAM, MOUNT_VERSIONS = 100005, (3, 1)
 BIND_KEYS = ("nfs.port", "nfs.mount-port")
 LINGER = 2.0             # seconds a retiring worker waits for clients to hang up
 POLL = 0.02
@@ -190,12 +188,8 @@ class PreforkServing:
         return [sock for _, pair in self.prefork_bound.values() for sock in pair]
 
     def prefork_mappings(self) -> list[tuple[int, int, str, int]]:
-        """(prog, vers, proto, port) for the portmapper: NFS v3 and MOUNT v3/v1, TCP and UDP."""
-        out = [(NFS_PROGRAM, vers, proto, self.nfs_port) for vers in NFS_VERSIONS
-               for proto in ("tcp", "udp")]
-        out += [(MOUNT_PROGRAM, vers, proto, self.mount_port) for vers in MOUNT_VERSIONS
-                for proto in ("tcp", "udp")]
-        return out
+        """What the master registers for its workers (see NfsServer.portmap_mappings)."""
+        return self.portmap_mappings()
 
     # ---- the worker's side ---------------------------------------------------------------
 

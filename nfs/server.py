@@ -92,14 +92,28 @@ NFS_OPTIONS: tuple[Option, ...] = (
     Option("nfs.worker-timeout", "double", "30", min=2, max=3600,
            description="A worker whose event and stage threads make no progress for this "
                        "many seconds (or that takes longer to start) is killed and replaced."),
-    Option("nfs.mount-udp", "bool", "off",
-           description="MOUNT over UDP. MOUNT is always served over UDP as well as TCP here, "
-                       "so either value gives the same service."),
+    Option("nfs.mount-udp", "bool", "on",
+           description="Serve (and register) MOUNT over UDP as well as TCP; off serves MOUNT "
+                       "over TCP only (gnfs's default is off; some clients ask mountd over UDP)."),
+    Option("nfs.idle-timeout", "double", "360", min=0, max=86400,
+           description="Close a TCP connection with no traffic and no call in flight for this "
+                       "many seconds (0 = never), as knfsd does after 6 minutes (our addition)."),
+    Option("nfs.max-connections", "int", "1024", min=0, max=1 << 20,
+           description="TCP connections one process serves at once; more are closed at accept "
+                       "(0 = no cap; our addition)."),
 )
+
+NFS_PROGRAM, NFS_VERSIONS = 100003, (3,)
+MOUNT_PROGRAM, MOUNT_VERSIONS = 100005, (3, 1)
 
 
 def _round_4k(value: int) -> int:
     return (value + 4095) & ~4095
+
+
+def _max_record(config: Nfs3Config) -> int:
+    """The largest RPC record to accept: a WRITE of wtmax plus room for its header."""
+    return config.write_size + 64 * 1024
 
 
 def bind_pair(host: str, port: int, key: str = "nfs.port"):
@@ -221,11 +235,12 @@ class NfsServer(PreforkServing, Xlator):
                 bool(self.option("rpc-auth-allow-insecure"))
             self.svc = RpcService(
                 self.pool, stage_threads=self.option("nfs.stage-threads"),
-                max_record=config.write_size + 64 * 1024,
+                max_record=_max_record(config),
                 outstanding_limit=self.option("rpc.outstanding-rpc-limit"),
                 drc=bool(self.option("nfs.drc")) and shared is None,
                 drc_size=self.option("nfs.drc-size"), allow_insecure=allow_insecure,
-                name=self.name)
+                name=self.name, idle_timeout=self.option("nfs.idle-timeout"),
+                max_connections=self.option("nfs.max-connections"))
             if shared is not None and shared.drc is not None and self.option("nfs.drc"):
                 self.svc.drc = shared.drc      # retransmissions may reach another worker
             nfs_program = self.nfs3.program(allow_insecure)
@@ -236,11 +251,9 @@ class NfsServer(PreforkServing, Xlator):
                 self.svc.add_program(program)
             host = self.bind_address
             self.nfs_port = self._listen(host, self.option("nfs.port"), "nfs.port")
-            self.mount_port = self._listen(host, self.option("nfs.mount-port"), "nfs.mount-port")
-            self._mappings = [(nfs_program.number, 3, proto, self.nfs_port)
-                              for proto in ("tcp", "udp")]
-            self._mappings += [(prog.number, prog.version, proto, self.mount_port)
-                               for prog in mount for proto in ("tcp", "udp")]
+            self.mount_port = self._listen(host, self.option("nfs.mount-port"), "nfs.mount-port",
+                                           udp=bool(self.option("nfs.mount-udp")))
+            self._mappings = self.portmap_mappings()
             if self.option("rpc.register-with-portmap") and shared is None:
                 self._register_portmap()       # a prefork master registers for its workers
         except BaseException:
@@ -250,19 +263,34 @@ class NfsServer(PreforkServing, Xlator):
                       self.nfs_port, self.bind_address, self.mount_port,
                       ", ".join(e.path for e in self.exports) or "none")
 
-    def _listen(self, host: str, port: int, key: str) -> int:
-        """Serve TCP and UDP on one port number (0: a free one); returns it.
+    def portmap_mappings(self) -> list[tuple[int, int, str, int]]:
+        """(prog, vers, proto, port) to register: NFS v3 over TCP and UDP, MOUNT v3/v1
+        over TCP (and UDP with nfs.mount-udp)."""
+        mount_protos = ("tcp", "udp") if self.option("nfs.mount-udp") else ("tcp",)
+        out = [(NFS_PROGRAM, vers, proto, self.nfs_port) for vers in NFS_VERSIONS
+               for proto in ("tcp", "udp")]
+        out += [(MOUNT_PROGRAM, vers, proto, self.mount_port) for vers in MOUNT_VERSIONS
+                for proto in mount_protos]
+        return out
+
+    def _listen(self, host: str, port: int, key: str, udp: bool = True) -> int:
+        """Serve TCP (and UDP unless told not to) on one port number (0: a free one);
+        returns it.
 
         Sockets a prefork master bound before forking (`self.presets[key]`,
         made with `bind_pair`) are served as they are."""
-        tcp, udp = self.presets.pop(key, None) or bind_pair(host, port, key)
+        tcp, udp_sock = self.presets.pop(key, None) or bind_pair(host, port, key)
         self._served_listeners.append(tcp)
         try:
             self.svc.serve(tcp, "tcp")
         except BaseException:
             tcp.close()
-            udp.close()
+            udp_sock.close()
             raise
+        if not udp:  # UDP callers get "port unreachable" at once
+            udp_sock.close()
+            return tcp.getsockname()[1]
+        udp = udp_sock
         try:
             self.svc.serve(udp, "udp")
         except BaseException:
@@ -326,7 +354,8 @@ class NfsServer(PreforkServing, Xlator):
         """Apply changed options: exports, access rules, sizes and flags at once; ports
         and thread counts need a restart (logged)."""
         super().reconfigure(changed)
-        needs_restart = {"nfs.port", "nfs.mount-port", "nfs.bind-address",
+        needs_restart = {"nfs.port", "nfs.mount-port", "nfs.bind-address", "nfs.mount-udp",
+                         "nfs.idle-timeout", "nfs.max-connections",
                          "transport.socket.bind-address", "nfs.stage-threads", "nfs.drc",
                          "nfs.drc-size", "nfs.mem-factor", "nfs.workers",
                          "nfs.worker-timeout"} & set(changed)
@@ -340,8 +369,9 @@ class NfsServer(PreforkServing, Xlator):
         self.nfs3.set_exports(self.exports)
         if "nfs.event-threads" in changed and self.pool is not None:
             self.pool.reconfigure_threads(self.option("nfs.event-threads"))
-        if "rpc.outstanding-rpc-limit" in changed and self.svc is not None:
+        if self.svc is not None:
             self.svc.outstanding_limit = self.option("rpc.outstanding-rpc-limit")
+            self.svc.max_record = _max_record(self.nfs3.config)  # WRITEs as big as FSINFO says
 
     def dump_private(self) -> dict[str, Any]:
         out: dict[str, Any] = {"nfs_port": self.nfs_port, "mount_port": self.mount_port,

@@ -260,3 +260,29 @@ def test_drc_answers_a_retransmitted_create_with_the_first_reply(tmp_path):
 def test_without_drc_the_retransmission_runs_again(tmp_path):
     with NfsTestServer(tmp_path, server_options={"nfs.drc": "off"}) as srv:
         assert _retransmit_create(srv, srv.mount()) == [OK, N.NFS3ERR_EXIST]
+
+
+@pytest.mark.parametrize("mount_udp", ["on", "off"])
+def test_mount_udp_decides_whether_mount_answers_over_udp(tmp_path, mount_udp):
+    from rpcsvc.client import RpcClientError
+    with NfsTestServer(tmp_path, server_options={"nfs.mount-udp": mount_udp}) as srv:
+        protos = {(prog, proto) for prog, _vers, proto, _port in srv.xlator.portmap_mappings()}
+        assert (100003, "udp") in protos and (100005, "tcp") in protos
+        assert ((100005, "udp") in protos) == (mount_udp == "on")
+        void = N.programs["NFS_PROGRAM"].versions[3].procs[0].arg
+        with RpcClient("127.0.0.1", srv.mount_port, "tcp", timeout=2) as tcp:
+            assert tcp.call(100005, 3, 0, void, None, void) is None
+        with RpcClient("127.0.0.1", srv.mount_port, "udp", timeout=0.5) as udp:
+            if mount_udp == "on":
+                assert udp.call(100005, 3, 0, void, None, void) is None
+            else:
+                with pytest.raises(RpcClientError):  # refused (ICMP) or no answer
+                    udp.call(100005, 3, 0, void, None, void)
+
+
+def test_reconfigured_write_size_bounds_new_connections(tmp_path):
+    with NfsTestServer(tmp_path, server_options={"nfs3.write-size": "64KB"}) as srv:
+        assert srv.xlator.svc.max_record == 64 * 1024 + 64 * 1024
+        srv.xlator.reconfigure({"nfs3.write-size": 1 << 20})
+        assert srv.xlator.svc.max_record == (1 << 20) + 64 * 1024
+        assert srv.xlator.svc.stats()["idle_timeout"] == 360
