@@ -97,7 +97,6 @@ def proc_write(nfs, req, args):
     target = nfs.resolve(req, args.file)
     nfs.refuse_read_only(req, target, "file_wcc")
     _require_file(nfs, req, target, "file_wcc")
-    mapper = target.mapper
     data = args.data
     count = args.count
     if len(data) < count:
@@ -116,16 +115,8 @@ def proc_write(nfs, req, args):
         with nfs.fds.use(target.xl, target.gfid, writable=True) as fd:
             written, pre, post = target.xl.write(req.caller, fd, args.offset, data, how)
     except OSError as err:
-        if err.errno in _GONE:
-            raise nfs.gone(target) from None
-        if how != UNSTABLE and err.errno in _DATA_LOSS:
-            nfs.verifier.data_may_be_lost()
-        raise NfsError(nfsstat3_for_errno(err.errno), str(err),
-                       file_wcc=mapper.wcc(None, nfs.stat_or_none(req, target))) from None
-    if post.nlink == 0:
-        raise nfs.gone(target)
-    target.inodes.refresh(post)
-    return (NFS3_OK, N.WRITE3resok(file_wcc=mapper.wcc(pre, post), count=written,
+        raise _sync_failed(nfs, req, target, err, data_at_risk=how != UNSTABLE) from None
+    return (NFS3_OK, N.WRITE3resok(file_wcc=_file_wcc(nfs, target, pre, post), count=written,
                                    committed=committed, verf=nfs.verifier.current()))
 
 
@@ -141,16 +132,29 @@ def proc_commit(nfs, req, args):
         with nfs.fds.use(target.xl, target.gfid, writable=False) as fd:
             pre, post = target.xl.fsync(req.caller, fd, False)
     except OSError as err:
-        if err.errno in _GONE:
-            raise nfs.gone(target) from None
-        if err.errno in _DATA_LOSS:
-            nfs.verifier.data_may_be_lost()
-        raise NfsError(nfsstat3_for_errno(err.errno), str(err),
-                       file_wcc=mapper.wcc(None, nfs.stat_or_none(req, target))) from None
+        raise _sync_failed(nfs, req, target, err, data_at_risk=True) from None
+    return (NFS3_OK, N.COMMIT3resok(file_wcc=_file_wcc(nfs, target, pre, post),
+                                    verf=nfs.verifier.current()))
+
+
+def _sync_failed(nfs, req, target, err: OSError, data_at_risk: bool) -> NfsError:
+    """The error of a failed WRITE or COMMIT.  A write-back error (EIO, ENOSPC,
+    EDQUOT) from a sync means unstable data may be gone: the verifier changes,
+    so clients resend what they have not seen committed."""
+    if err.errno in _GONE:
+        return nfs.gone(target)
+    if data_at_risk and err.errno in _DATA_LOSS:
+        nfs.verifier.data_may_be_lost()
+    return NfsError(nfsstat3_for_errno(err.errno), str(err),
+                    file_wcc=target.mapper.wcc(None, nfs.stat_or_none(req, target)))
+
+
+def _file_wcc(nfs, target, pre, post):
+    """wcc_data of a WRITE or COMMIT that worked (STALE if the file was unlinked meanwhile)."""
     if post.nlink == 0:
         raise nfs.gone(target)
     target.inodes.refresh(post)
-    return (NFS3_OK, N.COMMIT3resok(file_wcc=mapper.wcc(pre, post), verf=nfs.verifier.current()))
+    return target.mapper.wcc(pre, post)
 
 
 PROCS = {"READ": proc_read, "WRITE": proc_write, "COMMIT": proc_commit}
