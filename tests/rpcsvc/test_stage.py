@@ -1,0 +1,50 @@
+"""The stage pool: runs work off the event threads, bounded, never killed by a bad item."""
+import threading
+import time
+
+import pytest
+
+from rpcsvc.stage import StagePool
+
+
+def test_work_runs_on_stage_threads_and_a_failing_item_does_not_kill_them():
+    pool = StagePool(threads=2, queue_size=8, name="t")
+    done, names = threading.Event(), []
+    pool.submit(lambda: 1 / 0)
+    pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
+    assert done.wait(5)
+    assert names[0].startswith("t-stage")
+    assert pool.stop()
+
+
+def test_a_full_queue_holds_the_submitter_back_until_room_is_made():
+    pool = StagePool(threads=1, queue_size=2, name="t")
+    gate = threading.Event()
+    pool.submit(gate.wait)            # the only worker is busy
+    pool.submit(lambda: None)
+    pool.submit(lambda: None)         # the queue now holds its bound
+    submitted = threading.Event()
+    threading.Thread(target=lambda: (pool.submit(lambda: None), submitted.set()),
+                     daemon=True).start()
+    assert not submitted.wait(0.3)    # back-pressure: the submitter waits
+    gate.set()
+    assert submitted.wait(5)
+    assert pool.stop()
+
+
+def test_stop_finishes_queued_work_then_refuses_more():
+    pool = StagePool(threads=1, queue_size=16, name="t")
+    ran = []
+    for n in range(10):
+        pool.submit(lambda n=n: (time.sleep(0.001), ran.append(n)))
+    assert pool.stop()
+    assert ran == list(range(10))
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError):
+        StagePool(threads=0)
+    with pytest.raises(ValueError):
+        StagePool(threads=1, queue_size=0)
