@@ -109,16 +109,31 @@ def encode_authsys(stamp: int, machinename: bytes, uid: int, gid: int, gids) -> 
             + struct.pack(f">{len(gids)}I", *gids))
 
 
+_SYS_CACHE_SIZE = 4096
+_sys_cache: dict[tuple[bytes, str], Credentials] = {}
+
+
 def authenticate(header, client: str) -> Credentials:
-    """Check the credential and verifier of a parsed call header (`wire.CallHeader`)."""
+    """Check the credential and verifier of a parsed call header (`wire.CallHeader`).
+
+    A client sends the same AUTH_SYS body with every call, so decoded
+    credentials are kept by (body, client address): most calls cost one dict
+    lookup.  The cache is bounded (cleared when full); entries are never
+    changed once made, so threads may share them."""
     flavor = header.cred_flavor
     if flavor == wire.AUTH_NONE:
         if len(header.cred_body):
             raise AuthFailure(wire.AUTH_BADCRED, "AUTH_NONE credential with a body")
         creds = Credentials(flavor, Caller(ANONYMOUS_UID, ANONYMOUS_GID, (), client))
     elif flavor == wire.AUTH_SYS:
-        stamp, name, uid, gid, gids = decode_authsys(header.cred_body)
-        creds = Credentials(flavor, Caller(uid, gid, gids, client), name, stamp)
+        key = (bytes(header.cred_body), client)
+        creds = _sys_cache.get(key)
+        if creds is None:
+            stamp, name, uid, gid, gids = decode_authsys(header.cred_body)
+            creds = Credentials(flavor, Caller(uid, gid, gids, client), name, stamp)
+            if len(_sys_cache) >= _SYS_CACHE_SIZE:
+                _sys_cache.clear()
+            _sys_cache[key] = creds
     else:
         raise AuthFailure(wire.AUTH_REJECTEDCRED, f"credential flavour {flavor} not supported")
     if header.verf_flavor != wire.AUTH_NONE or len(header.verf_body):

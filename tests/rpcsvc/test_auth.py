@@ -96,3 +96,17 @@ def test_minimum_flavour():
 def test_privileged_ports():
     assert auth.is_privileged(1023) and auth.is_privileged(111)
     assert not auth.is_privileged(1024) and not auth.is_privileged(50000)
+
+
+def test_decoded_credentials_are_reused_per_body_and_client():
+    first = authenticate(call_msg(1, cred=sys_cred(uid=1000)), "10.0.0.1")
+    again = authenticate(call_msg(2, cred=sys_cred(uid=1000)), "10.0.0.1")
+    other_uid = authenticate(call_msg(3, cred=sys_cred(uid=1001)), "10.0.0.1")
+    other_host = authenticate(call_msg(4, cred=sys_cred(uid=1000)), "10.0.0.2")
+    assert again is first
+    assert other_uid.caller.uid == 1001 and other_uid is not first
+    assert other_host.caller.client == "10.0.0.2" and other_host is not first
+    with pytest.raises(auth.AuthFailure):  # a bad body is refused every time, never cached
+        authenticate(call_msg(5, cred=(wire.AUTH_SYS, b"\0\0\0\1")), "10.0.0.1")
+    with pytest.raises(auth.AuthFailure):
+        authenticate(call_msg(6, cred=(wire.AUTH_SYS, b"\0\0\0\1")), "10.0.0.1")
