@@ -115,22 +115,33 @@ class InodeTable:
     def link(self, iatt: Iatt, parent: bytes | None = None, name: bytes | None = None,
              pin: bool = False) -> Inode:
         """Record an object seen (with the dentry it was reached by, if any)."""
-        gfid = iatt.gfid
         with self._lock:
-            inode = self._inodes.get(gfid)
-            if inode is None:
-                inode = Inode(gfid, iatt.type)
-                self._inodes[gfid] = inode
-                self._evict_locked()
-            else:
-                self._inodes.move_to_end(gfid)
-                inode.type = iatt.type
-            inode.iatt = iatt
-            if pin:
-                inode.pinned = True
-            if parent is not None and name is not None and _real_dentry(gfid, parent, name):
-                self._set_dentry_locked(inode, parent, name)
-            return inode
+            return self._link_locked(iatt, parent, name, pin)
+
+    def link_children(self, parent: bytes, children: list[tuple[Iatt, bytes]]) -> None:
+        """`link(iatt, parent, name)` for each (iatt, name), under one lock
+        acquisition: a READDIRPLUS reply records dozens of entries at once."""
+        with self._lock:
+            for iatt, name in children:
+                self._link_locked(iatt, parent, name, False)
+
+    def _link_locked(self, iatt: Iatt, parent: bytes | None, name: bytes | None,
+                     pin: bool) -> Inode:
+        gfid = iatt.gfid
+        inode = self._inodes.get(gfid)
+        if inode is None:
+            inode = Inode(gfid, iatt.type)
+            self._inodes[gfid] = inode
+            self._evict_locked()
+        else:
+            self._inodes.move_to_end(gfid)
+            inode.type = iatt.type
+        inode.iatt = iatt
+        if pin:
+            inode.pinned = True
+        if parent is not None and name is not None and _real_dentry(gfid, parent, name):
+            self._set_dentry_locked(inode, parent, name)
+        return inode
 
     def refresh(self, iatt: Iatt | None) -> None:
         """Keep the attributes of a known inode current (after any fop that returned them)."""

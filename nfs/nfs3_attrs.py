@@ -69,12 +69,16 @@ class AttrMapper:
         return ino32(ino) if self.enable_ino32 else ino
 
     def fattr3(self, iatt: Iatt):
+        # nfstime() inlined: READDIRPLUS builds one fattr3 per entry
+        atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
         return _FATTR3(
             type=iatt.type, mode=iatt.mode & 0o7777, nlink=iatt.nlink, uid=iatt.uid,
             gid=iatt.gid, size=iatt.size, used=iatt.used,
             rdev=_SPECDATA3(specdata1=iatt.rdev_major, specdata2=iatt.rdev_minor),
-            fsid=self.fsid, fileid=self.fileid(iatt.ino),
-            atime=nfstime(iatt.atime), mtime=nfstime(iatt.mtime), ctime=nfstime(iatt.ctime))
+            fsid=self.fsid, fileid=ino32(iatt.ino) if self.enable_ino32 else iatt.ino,
+            atime=_NFSTIME3(seconds=(atime // _NS) & 0xFFFFFFFF, nseconds=atime % _NS),
+            mtime=_NFSTIME3(seconds=(mtime // _NS) & 0xFFFFFFFF, nseconds=mtime % _NS),
+            ctime=_NFSTIME3(seconds=(ctime // _NS) & 0xFFFFFFFF, nseconds=ctime % _NS))
 
     def post_op(self, iatt: Iatt | None):
         """post_op_attr: the attributes if known, else attributes_follow FALSE."""

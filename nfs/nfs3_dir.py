@@ -44,6 +44,11 @@ from nfs.nfs3_attrs import N
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
 
 NFS3_OK = N.NFS3_OK
+# The value classes themselves (skipping the codec's constructor indirection):
+# one or two are built per listed entry.
+_ENTRY3 = N.entry3.cls
+_ENTRYPLUS3 = N.entryplus3.cls
+_NFS_FH3 = N.nfs_fh3.cls
 # status + post_op_attr(dir, with attributes) + cookieverf + end-of-list + eof
 FIXED_REPLY = 4 + (4 + 84) + 8 + 4 + 4
 ENTRY_FIXED = 4 + 8 + 4 + 8          # list marker, fileid, name length, cookie
@@ -82,8 +87,12 @@ def _open_listing(nfs, req, args):
     return directory, verf
 
 
-def _batches(nfs, req, directory, cookie: int, budget: int, plus: bool):
-    """Yield (entries, eof) from the storage, resuming after the last entry of each batch."""
+def _batches(nfs, req, directory, cookie: int, budget, plus: bool):
+    """Yield (entries, eof) from the storage, resuming after the last entry of each batch.
+
+    `budget()` is the room left in the reply: each batch asks the storage for
+    only that much, so the storage does not build entries (a stat and gfid
+    each, for READDIRPLUS) that the reply then has no room for."""
     xl = directory.xl
     try:
         fd = xl.opendir(req.caller, directory.gfid)
@@ -93,7 +102,7 @@ def _batches(nfs, req, directory, cookie: int, budget: int, plus: bool):
     try:
         for _ in range(MAX_BATCHES):
             try:
-                entries, eof = fetch(req.caller, fd, cookie, budget)
+                entries, eof = fetch(req.caller, fd, cookie, budget())
             except OSError as err:
                 raise _listing_error(nfs, req, directory, err) from None
             yield entries, eof
@@ -117,11 +126,13 @@ def _fileid(directory, dirent) -> int:
     return directory.mapper.fileid(dirent.ino)
 
 
-def _collect(batches, admit) -> tuple[list, bool]:
+def _collect(batches, admit, has_room) -> tuple[list, bool]:
     """Entries from the storage while `admit(dirent)` returns one (None: it does not fit).
 
     Returns (entries, eof): eof only if the storage reached the end and every
-    entry it gave was admitted.
+    entry it gave was admitted.  No further batch is fetched once
+    `has_room()` says the smallest likely entry would not fit: the storage
+    would build a whole batch for nothing.
     """
     out = []
     for entries, eof in batches:
@@ -132,6 +143,8 @@ def _collect(batches, admit) -> tuple[list, bool]:
             out.append(entry)
         if eof:
             return out, True
+        if not has_room():
+            return out, False
     return out, False
 
 
@@ -149,10 +162,16 @@ def proc_readdir(nfs, req, args):
         if used + cost > count:
             return None
         used += cost
-        return N.entry3(fileid=_fileid(directory, dirent), name=dirent.name, cookie=dirent.cookie)
+        return _ENTRY3(fileid=_fileid(directory, dirent), name=dirent.name, cookie=dirent.cookie)
 
-    with closing(_batches(nfs, req, directory, args.cookie, count - FIXED_REPLY, False)) as batches:
-        out, eof = _collect(batches, admit)
+    def room():
+        return max(count - used, 1)
+
+    def has_room():
+        return count - used >= ENTRY_FIXED + 4
+
+    with closing(_batches(nfs, req, directory, args.cookie, room, False)) as batches:
+        out, eof = _collect(batches, admit, has_room)
     if not out and not eof:
         raise nfs.fail(N.NFS3ERR_TOOSMALL, req, directory, "dir_attributes",
                        f"count {args.count} cannot hold the next entry")
@@ -193,14 +212,27 @@ def proc_readdirplus(nfs, req, args):
         dir_used += dir_cost
         admitted += 1
         if iatt is not None and name not in (b".", b".."):
-            directory.inodes.link(iatt, directory.gfid, name)
-        handle = (True, N.nfs_fh3(data=directory.child_fh(gfid))) if gfid is not None \
+            seen.append((iatt, name))
+        handle = (True, _NFS_FH3(data=directory.child_fh(gfid))) if gfid is not None \
             else (False, None)
-        return N.entryplus3(fileid=_fileid(directory, dirent), name=name, cookie=dirent.cookie,
-                            name_attributes=mapper.post_op(iatt), name_handle=handle)
+        return _ENTRYPLUS3(fileid=_fileid(directory, dirent), name=name, cookie=dirent.cookie,
+                           name_attributes=mapper.post_op(iatt), name_handle=handle)
 
-    with closing(_batches(nfs, req, directory, args.cookie, maxcount - FIXED_REPLY, True)) as batches:
-        out, eof = _collect(batches, admit)
+    def room():
+        return max(maxcount - used, 1)
+
+    def has_room():
+        # an entry with attributes and a handle (what nearly every entry has)
+        # and, past the first, the directory part within dircount
+        return (maxcount - used >= ENTRY_FIXED + 4 + PLUS_ATTRS + PLUS_HANDLE
+                and dir_used + DIR_INFO_FIXED + 4 <= dircount)
+
+    seen: list = []     # (iatt, name) of the entries sent, for the inode table
+    try:
+        with closing(_batches(nfs, req, directory, args.cookie, room, True)) as batches:
+            out, eof = _collect(batches, admit, has_room)
+    finally:
+        directory.inodes.link_children(directory.gfid, seen)
     if not out and not eof:
         raise nfs.fail(N.NFS3ERR_TOOSMALL, req, directory, "dir_attributes",
                        f"maxcount {args.maxcount} cannot hold the next entry")

@@ -22,6 +22,8 @@ from xlators.storage import syscalls
 
 _HEADER = struct.Struct("<QqHB")  # d_ino, d_off, d_reclen, d_type; d_name follows
 _BUFFER = 32768
+# Smallest read: holds any one record (19-byte header + a 255-byte name, padded).
+MIN_BUFFER = 1024
 MAX_COOKIE = (1 << 63) - 1  # lseek takes a signed 64-bit offset
 
 DT_UNKNOWN = 0
@@ -60,16 +62,23 @@ class DirStream:
         self.fd = fd
         self.lock = threading.Lock()
 
-    def entries_from(self, cookie: int) -> Iterator[RawEntry]:
-        """Every entry after `cookie` (0: from the start), in kernel order."""
+    def entries_from(self, cookie: int, first_read: int = _BUFFER) -> Iterator[RawEntry]:
+        """Every entry after `cookie` (0: from the start), in kernel order.
+
+        `first_read` sizes the first getdents64 (later ones double, up to 32
+        KiB): a caller that will stop after a few dozen entries says so,
+        because every call seeks to its cookie anew and whatever the kernel
+        read beyond what the caller takes is work thrown away."""
         if not 0 <= cookie <= MAX_COOKIE:
             raise OSError(errno.EINVAL, f"bad directory cookie {cookie}")
+        size = min(max(first_read, MIN_BUFFER), _BUFFER)
         os.lseek(self.fd, cookie, os.SEEK_SET)
         while True:
-            records = syscalls.getdents64(self.fd, _BUFFER)
+            records = syscalls.getdents64(self.fd, size)
             if not records:
                 return
             yield from parse(records)
+            size = min(size * 2, _BUFFER)
 
     def close(self) -> None:
         if self.fd >= 0:

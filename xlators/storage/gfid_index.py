@@ -70,6 +70,12 @@ _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def _entry_path(gfid: bytes) -> bytes:
+    """`gfid_layout.entry_path` without building a uuid.UUID (a listing asks per entry)."""
+    h = gfid.hex()
+    return f"{h[0:2]}/{h[2:4]}/{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}".encode()
+
+
 def _obj_of(gfid: bytes, fd: int) -> Obj:
     """An Obj for a descriptor just opened; the descriptor is closed if fstat fails."""
     try:
@@ -212,6 +218,48 @@ class GfidIndex:
                 return None  # user.* is not allowed on symlinks and devices
             raise
         return value if len(value) == 16 else None
+
+    def vouched_gfid_at(self, dir_fd: int, name: bytes, st: os.stat_result,
+                        parent: bytes) -> bytes | None:
+        """The gfid of `name` (whose lstat is `st`) when the verified memo
+        vouches for its index entry, else None (the caller then takes the
+        full lookup-and-heal path).  Why: a listing needs each entry's gfid,
+        and this costs one xattr read instead of an open, fstat and heal.
+        The memo key holds st's inode, so a name replaced between the stat and
+        the xattr read never pairs one object's attributes with another's gfid.
+        Only with trusted.* (readable as the caller, who keeps CAP_SYS_ADMIN)."""
+        if not self.trusted:
+            return None
+        try:
+            gfid = self._read_gfid_path(proc_path(dir_fd) + b"/" + name, follow=False)
+        except OSError:
+            return None
+        if gfid is None:
+            return None
+        if statmod.S_ISDIR(st.st_mode):
+            key = (st.st_ino, st.st_dev, parent, name)
+            return gfid if self._is_verified(gfid, key) else None
+        key = (st.st_ino, st.st_dev)
+        if self._is_verified(gfid, key):
+            return gfid
+        return gfid if self._entry_is(gfid, key) else None
+
+    def _entry_is(self, gfid: bytes, key: tuple) -> bool:
+        """For a non-directory not yet in the memo: is gfid's index entry the
+        hard link of the object with inode `key`?  That is the 'ours' case of
+        heal, checked with one lstat of the entry (under gfid's stripe lock,
+        as heal does); it is then remembered.  Anything else: False."""
+        if gfid == ROOT_GFID:
+            return False
+        with self.identity.as_root(), self._stripes[gfid[-1] % _STRIPES]:
+            try:
+                st = os.stat(_entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+            except OSError:
+                return False
+            if (st.st_ino, st.st_dev) != key:
+                return False
+            self._set_verified(gfid, key)
+        return True
 
     def assign(self, fd: int, gfid: bytes | None = None) -> bytes:
         """Give the object a gfid if it has none; returns the one it ends up with."""
