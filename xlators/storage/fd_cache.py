@@ -136,9 +136,10 @@ class FdCache:
     def forget(self, gfid: bytes) -> None:
         """The file is gone (last link removed): drop every descriptor of it."""
         closing: list[int] = []
-        with self._lock:
-            for key in [k for k in self._entries if k[0] == gfid]:
-                closing.extend(self._drop_locked(key))
+        with self._lock:   # keys are (gfid, access mode): look the three up, scan nothing
+            for acc in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
+                if (gfid, acc) in self._entries:
+                    closing.extend(self._drop_locked((gfid, acc)))
         self._close_all(closing)
 
     def clear(self) -> None:

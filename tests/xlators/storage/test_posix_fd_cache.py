@@ -97,11 +97,13 @@ def test_forget_and_release(files):
     assert cache.note_open(gfid(2), os.O_RDONLY)
     cache.release(gfid(2), os.O_RDONLY, gone=lambda _: True)  # file deleted meanwhile
     assert files[2] not in open_files() and len(cache) == 0
-    fd = os.open(files[3], os.O_RDONLY)
-    cache.adopt(gfid(3), os.O_RDONLY, fd)
+    for acc in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):   # every access mode of one file
+        cache.adopt(gfid(3), acc, os.open(files[3], acc))
+    cache.adopt(gfid(1), os.O_RDONLY, os.open(files[1], os.O_RDONLY))
     cache.forget(gfid(3))
     assert files[3] not in open_files()
-    assert not cache.note_open(gfid(3), os.O_RDONLY)
+    assert not any(cache.note_open(gfid(3), acc) for acc in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR))
+    assert files[1] in open_files() and len(cache) == 1   # another file's fd stays
 
 
 def test_reopen_failure_propagates(files):
