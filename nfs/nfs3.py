@@ -53,6 +53,13 @@ RESFAIL_FIELDS = {
     "READDIRPLUS": ("dir_attributes",), "FSSTAT": ("obj_attributes",),
     "FSINFO": ("obj_attributes",), "PATHCONF": ("obj_attributes",), "COMMIT": ("file_wcc",),
 }
+# Procedures run on the event thread (see rpcsvc.program.Program): those that do not wait
+# on the disk beyond a page-cache read or write.  COMMIT and the entry operations fsync
+# (RFC 1813 stable storage), so they go to the stage threads; so does a WRITE, whose
+# stability is only known from its arguments -- an UNSTABLE one is as quick as a READ,
+# but FILE_SYNC ones would hold an event thread for a whole fsync.
+INLINE = ("NULL", "GETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "READDIR", "READDIRPLUS",
+          "FSSTAT", "FSINFO", "PATHCONF")
 # Procedures whose replies the duplicate request cache keeps (gnfs: DRC_NON_IDEMPOTENT).
 NON_IDEMPOTENT = ("SETATTR", "CREATE", "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR",
                   "RENAME", "LINK")
@@ -166,15 +173,17 @@ class Nfs3:
         handlers = {**PROCS, **nfs3_io.PROCS, **nfs3_entry.PROCS, **nfs3_dir.PROCS}
         spec = N.programs["NFS_PROGRAM"]
         procs = spec.versions[3].procs
-        actors, non_idempotent = {}, []
+        actors, non_idempotent, inline = {}, [], []
         for number, proc in procs.items():
             short = proc.name.removeprefix("NFSPROC3_")
             actors[number] = self._actor(short, handlers[short])
             if short in NON_IDEMPOTENT:
                 non_idempotent.append(number)
+            if short in INLINE:
+                inline.append(number)
         return Program(spec_program=spec, version=3, actors=actors, min_auth=wire.AUTH_NONE,
                        non_idempotent=non_idempotent, unprivileged=allow_insecure,
-                       name="NFS3")
+                       name="NFS3", inline=inline)
 
     def _actor(self, short: str, handler):
         fields = RESFAIL_FIELDS.get(short)

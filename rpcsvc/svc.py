@@ -305,6 +305,9 @@ class RpcService:
             self._inflight += 1
             self._calls[(prog.number, prog.version, header.proc)] += 1
         transport.call_started()
+        if header.proc in prog.inline:
+            self._execute(req)
+            return
         try:
             self.stage.submit(self._execute, req)
         except RuntimeError:        # stage stopped under us: the service is closing

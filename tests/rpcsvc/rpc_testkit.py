@@ -128,6 +128,7 @@ class TestActors:
     def __init__(self):
         self.removes = 0
         self.requests = []
+        self.threads = []
         self.gate = threading.Event()
         self.in_gate = 0
         self.max_in_gate = 0
@@ -135,6 +136,7 @@ class TestActors:
         self.read_size = 1024
 
     def null(self, req):
+        self.threads.append(threading.current_thread().name)   # where the actor ran
         self.requests.append(req)
         return None
 

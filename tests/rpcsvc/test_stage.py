@@ -48,3 +48,12 @@ def test_bad_sizes_are_refused():
         StagePool(threads=0)
     with pytest.raises(ValueError):
         StagePool(threads=1, queue_size=0)
+
+
+def test_a_program_refuses_inline_procedures_it_does_not_define():
+    from rpcsvc import xdr
+    from rpcsvc.program import Program
+    spec = xdr.load("nfs3").programs["NFS_PROGRAM"]
+    assert Program(spec, 3, {0: lambda req: None}, inline=[0, 1]).inline == {0, 1}
+    with pytest.raises(ValueError, match="inline"):
+        Program(spec, 3, {0: lambda req: None}, inline=[99])

@@ -260,3 +260,17 @@ def test_serve_an_already_bound_socket_and_remove_a_program(pool):
             svc.serve(extra, "sctp")
     finally:
         svc.close()
+
+
+def test_inline_procedures_run_on_the_event_thread_others_on_a_stage(serve):
+    from rpcsvc.client import RpcClient
+    served = serve(program_kw={"inline": {0}}, stage_threads=2)
+    void = NFS3.programs["NFS_PROGRAM"].versions[3].procs[0].arg
+    with RpcClient("127.0.0.1", served.tcp_port, "tcp", timeout=5) as client:
+        client.call(100003, 3, 0, void, None, void)
+    inline_thread = served.actors.threads[-1]
+    assert inline_thread.startswith("glfs_epoll") or inline_thread.startswith("glfs_poll")
+    other = serve(stage_threads=2)
+    with RpcClient("127.0.0.1", other.tcp_port, "tcp", timeout=5) as client:
+        client.call(100003, 3, 0, void, None, void)
+    assert "-stage" in other.actors.threads[-1]
