@@ -13,6 +13,7 @@ from glusterfsd.options import OptionError, OptionTable
 from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller
 from xlators.storage.dir_locks import DirLocks
 from xlators.storage.gfid_layout import entry_path
+from storage_threads import run_in_threads
 from xlators.storage.identity import reset_thread
 from xlators.storage.posix import PosixXlator
 
@@ -156,12 +157,7 @@ def _parallel(count, work):
         finally:
             reset_thread()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads)
+    run_in_threads(run, [(i,) for i in range(count)])
     assert errors == []
 
 

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller
+from storage_threads import run_in_threads
 from xlators.storage import syscalls
 from xlators.storage.identity import Identity, reset_thread, squash
 
@@ -116,13 +117,8 @@ def test_threads_with_different_callers_do_not_leak(store, export):
         finally:
             reset_thread()
 
-    threads = [threading.Thread(target=work, args=item) for item in callers.items()]
     main_groups = thread_groups()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads)
+    run_in_threads(work, list(callers.items()))
     assert errors == []
     reset_thread()
     for tag, caller in callers.items():

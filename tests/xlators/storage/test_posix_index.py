@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 
 import pytest
 
 from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, SetAttr
+from storage_threads import run_in_threads
 from xlators.storage.identity import reset_thread
 
 
@@ -62,11 +62,7 @@ def test_concurrent_lookups_of_a_new_file_agree_on_its_gfid(store, export):
         finally:
             reset_thread()
 
-    threads = [threading.Thread(target=look) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_in_threads(look, [()] * 4, timeout=30)
     assert not errors
     assert all(len(set(gfids)) == 1 and len(gfids) == 4 for gfids in results.values())
 
@@ -106,12 +102,7 @@ def test_mixed_fops_from_many_threads(store):
         finally:
             reset_thread()
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads)
+    run_in_threads(worker, [(n,) for n in range(4)])
     assert errors == []
 
 

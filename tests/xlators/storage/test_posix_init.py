@@ -203,6 +203,7 @@ def test_many_instances_initialising_one_new_store_at_once_agree(tmp_path):
     namespace and volume id; every one must boot and see the same volume."""
     import threading
 
+    from storage_threads import run_in_threads
     from xlators.storage.identity import reset_thread
     export = tmp_path / "fresh"
     export.mkdir()
@@ -220,12 +221,8 @@ def test_many_instances_initialising_one_new_store_at_once_agree(tmp_path):
         finally:
             reset_thread()
 
-    threads = [threading.Thread(target=boot) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
     try:
+        run_in_threads(boot, [()] * 8, timeout=30)
         assert errors == []
         assert len(stores) == 8
         assert len({xl.volume_id for xl in stores}) == 1
