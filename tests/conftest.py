@@ -19,3 +19,13 @@ def write_volfile(tmp_path):
         path.write_text(text)
         return str(path)
     return write
+
+
+@pytest.fixture
+def pool():
+    """A running event pool (2 threads), destroyed after the test."""
+    from event import new_pool
+    p = new_pool(slots=256, threads=2)
+    p.dispatch()
+    yield p
+    p.destroy()

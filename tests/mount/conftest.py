@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from event import new_pool
 from glusterfsd.options import Option, OptionTable
 from glusterfsd.xlator import Xlator
 from mount.mount3 import MountService
@@ -40,14 +39,6 @@ class Served:
     @property
     def exports(self) -> ExportTable:
         return self.service.exports
-
-
-@pytest.fixture
-def pool():
-    p = new_pool(slots=128, threads=2)
-    p.dispatch()
-    yield p
-    p.destroy()
 
 
 @pytest.fixture

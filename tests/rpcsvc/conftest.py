@@ -5,18 +5,9 @@ import threading
 
 import pytest
 
-from event import new_pool
 from rpc_testkit import TestActors, nfs_program
 from rpcsvc.svc import RpcService
 from log_capture import capture_log
-
-
-@pytest.fixture
-def pool():
-    p = new_pool(slots=256, threads=2)
-    p.dispatch()
-    yield p
-    p.destroy()
 
 
 class Served:
