@@ -58,11 +58,11 @@ class FdCache:
         back to O_RDONLY for reads on read-only storage.  Raises the open's
         OSError.
         """
-        entry = self._acquire(xlator, gfid, writable)
+        entry = self.acquire(xlator, gfid, writable)
         try:
             yield entry.fd
         finally:
-            self._release(entry)
+            self.release(entry)
 
     def adopt(self, xlator, gfid: bytes, fd: Fd, writable: bool) -> None:
         """Keep an fd a fop already opened (CREATE's), instead of closing it."""
@@ -100,8 +100,9 @@ class FdCache:
         return {"open": len(self._entries), "limit": self.limit,
                 "opens": self.opens, "hits": self.hits}
 
-    # --- internals -------------------------------------------------------
-    def _acquire(self, xlator, gfid: bytes, writable: bool) -> _Entry:
+    def acquire(self, xlator, gfid: bytes, writable: bool) -> _Entry:
+        """`use` without the context manager, for READ and WRITE's hot path:
+        the entry's `.fd`, held until `release(entry)` (in a finally)."""
         key = (id(xlator), gfid)
         with self._lock:
             entry = self._entries.get(key)
@@ -125,6 +126,7 @@ class FdCache:
         self._close(stale)
         return fresh
 
+    # --- internals -------------------------------------------------------
     def _open(self, xlator, gfid: bytes, writable: bool) -> tuple[Fd, bool]:
         self.opens += 1
         try:
@@ -137,7 +139,7 @@ class FdCache:
         fd.ctx[ANONYMOUS_FD] = True
         return fd, got_writable
 
-    def _release(self, entry: _Entry) -> None:
+    def release(self, entry: _Entry) -> None:
         with self._lock:
             entry.refs -= 1
             closable = entry.dead and entry.refs == 0

@@ -56,8 +56,9 @@ RESFAIL_FIELDS = {
 # Procedures run on the event thread (see rpcsvc.program.Program): those that do not wait
 # on the disk beyond a page-cache read or write.  COMMIT and the entry operations fsync
 # (RFC 1813 stable storage), so they go to the stage threads; so does a WRITE, whose
-# stability is only known from its arguments -- an UNSTABLE one is as quick as a READ,
-# but FILE_SYNC ones would hold an event thread for a whole fsync.
+# stability is only known from its arguments: an UNSTABLE one is as quick as a READ and
+# runs inline too (nfs3_io.INLINE_IF), FILE_SYNC ones would hold an event thread for a
+# whole fsync.
 INLINE = ("NULL", "GETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "READDIR", "READDIRPLUS",
           "FSSTAT", "FSINFO", "PATHCONF")
 # Procedures whose replies the duplicate request cache keeps (gnfs: DRC_NON_IDEMPOTENT).
@@ -173,7 +174,7 @@ class Nfs3:
         handlers = {**PROCS, **nfs3_io.PROCS, **nfs3_entry.PROCS, **nfs3_dir.PROCS}
         spec = N.programs["NFS_PROGRAM"]
         procs = spec.versions[3].procs
-        actors, non_idempotent, inline = {}, [], []
+        actors, non_idempotent, inline, inline_if = {}, [], [], {}
         for number, proc in procs.items():
             short = proc.name.removeprefix("NFSPROC3_")
             actors[number] = self._actor(short, handlers[short])
@@ -181,9 +182,11 @@ class Nfs3:
                 non_idempotent.append(number)
             if short in INLINE:
                 inline.append(number)
+            elif short in nfs3_io.INLINE_IF:
+                inline_if[number] = nfs3_io.INLINE_IF[short]
         return Program(spec_program=spec, version=3, actors=actors, min_auth=wire.AUTH_NONE,
                        non_idempotent=non_idempotent, unprivileged=allow_insecure,
-                       name="NFS3", inline=inline)
+                       name="NFS3", inline=inline, inline_if=inline_if)
 
     def _actor(self, short: str, handler):
         fields = RESFAIL_FIELDS.get(short)

@@ -64,9 +64,13 @@ def proc_read(nfs, req, args):
     offset = min(args.offset, OFFSET_MAX)
     count = min(count, OFFSET_MAX - offset)
     mapper = target.mapper
+    fds = nfs.fds
     try:
-        with nfs.fds.use(target.xl, target.gfid, writable=False) as fd:
-            data, post = target.xl.read(req.caller, fd, offset, count)
+        held = fds.acquire(target.xl, target.gfid, writable=False)   # not `use`: see fdcache
+        try:
+            data, post = target.xl.read(req.caller, held.fd, offset, count)
+        finally:
+            fds.release(held)
     except OSError as err:
         if err.errno in _GONE:
             raise nfs.gone(target) from None
@@ -82,6 +86,29 @@ def proc_read(nfs, req, args):
     # and send the data and its padding as buffers of their own.
     head = head[:-4] + _LENGTH.pack(len(data))
     return Reply(head, data, _PADDING[len(data) & 3])
+
+
+_WORD = struct.Struct(">I")
+_FH_MAX = 64          # NFS3_FHSIZE
+
+
+def is_unstable_write(record, offset: int) -> bool:
+    """Whether a WRITE call's undecoded arguments ask for an UNSTABLE write.
+
+    WRITE3args start with the handle (a length word and up to 64 bytes,
+    padded to 4), then offset (8), count (4) and stable_how (4).  An
+    UNSTABLE write only copies into the page cache, so it runs on the event
+    thread like a READ (rpcsvc.program.Program's inline_if); anything this
+    cannot read (a short or malformed call) goes to the stage, where the
+    decoder answers it."""
+    try:
+        (fh_len,) = _WORD.unpack_from(record, offset)
+        if fh_len > _FH_MAX:
+            return False
+        (stable,) = _WORD.unpack_from(record, offset + 4 + ((fh_len + 3) & ~3) + 12)
+    except struct.error:
+        return False
+    return stable == UNSTABLE
 
 
 def _stability(export, asked: int) -> tuple[int, int]:
@@ -111,9 +138,13 @@ def proc_write(nfs, req, args):
         raise nfs.fail(N.NFS3ERR_FBIG, req, target, "file_wcc",
                        f"{count} bytes at {args.offset} end past {MAX_FILE_SIZE}")
     how, committed = _stability(target.export, args.stable)
+    fds = nfs.fds
     try:
-        with nfs.fds.use(target.xl, target.gfid, writable=True) as fd:
-            written, pre, post = target.xl.write(req.caller, fd, args.offset, data, how)
+        held = fds.acquire(target.xl, target.gfid, writable=True)
+        try:
+            written, pre, post = target.xl.write(req.caller, held.fd, args.offset, data, how)
+        finally:
+            fds.release(held)
     except OSError as err:
         raise _sync_failed(nfs, req, target, err, data_at_risk=how != UNSTABLE) from None
     return (NFS3_OK, N.WRITE3resok(file_wcc=_file_wcc(nfs, target, pre, post), count=written,
@@ -158,3 +189,5 @@ def _file_wcc(nfs, target, pre, post):
 
 
 PROCS = {"READ": proc_read, "WRITE": proc_write, "COMMIT": proc_commit}
+# Run on the event thread when their arguments say they are quick (see nfs.nfs3.INLINE).
+INLINE_IF = {"WRITE": is_unstable_write}

@@ -116,13 +116,19 @@ class Program:
       ~6.4k to ~12k IOPS here.  The price: while an inline call runs, its
       connection is not read and that event thread polls nothing else, so
       only calls that do not wait long belong here.
+    inline_if: {procedure number: `fn(record, args_offset) -> bool`}: run the
+      call inline when fn, looking at its undecoded arguments, says it is a
+      quick one (NFS WRITE: UNSTABLE ones are a page-cache copy, FILE_SYNC
+      ones wait for the disk).  fn must not raise; a call it cannot judge
+      (short, malformed) goes to the stage, whose decoding answers it.
     """
 
     def __init__(self, spec_program, version: int, actors: dict[int, Actor],
                  min_auth: int = wire.AUTH_NONE, non_idempotent: Iterable[int] = (),
                  unprivileged: bool = True, peer_check: Callable[[str], bool] | None = None,
                  peer_refusal: int = wire.AUTH_TOOWEAK, name: str | None = None,
-                 inline: Iterable[int] = ()):
+                 inline: Iterable[int] = (),
+                 inline_if: dict[int, Callable[[Any, int], bool]] | None = None):
         if version not in spec_program.versions:
             raise ValueError(f"{_spec_name(spec_program)} has no version {version}")
         self.spec = spec_program
@@ -143,6 +149,10 @@ class Program:
         bad = self.inline - set(self.procs)
         if bad:
             raise ValueError(f"inline names undefined procedures {sorted(bad)}")
+        self.inline_if = dict(inline_if or {})
+        bad = (set(self.inline_if) - set(self.procs)) | (set(self.inline_if) & self.inline)
+        if bad:
+            raise ValueError(f"inline_if names undefined or always-inline procedures {sorted(bad)}")
         self.unprivileged = unprivileged
         self.peer_check = peer_check
         self.peer_refusal = peer_refusal

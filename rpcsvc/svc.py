@@ -84,6 +84,7 @@ class RpcService:
         self._lock = threading.Lock()
         self._inflight = 0
         self._idle = threading.Condition(self._lock)
+        self._draining = 0                # threads waiting in drain()
         self._accepting = True
         self._closed = False
         self._counts: Counter = Counter()
@@ -301,13 +302,18 @@ class RpcService:
             if state == DROP:
                 return
             req._drc_entry = found
+        proc = header.proc
         with self._lock:
             self._inflight += 1
-            self._calls[(prog.number, prog.version, header.proc)] += 1
-        transport.call_started()
-        if header.proc in prog.inline:
-            self._execute(req)
+            self._calls[(prog.number, prog.version, proc)] += 1
+        quick = prog.inline_if.get(proc)
+        if proc in prog.inline or (quick is not None and quick(record, header.args_offset)):
+            # No call_started/call_done: the transport's outstanding count throttles
+            # reading while calls wait in the stage, and this one is done before the
+            # event thread reads again.
+            self._execute(req, inline=True)
             return
+        transport.call_started()
         try:
             self.stage.submit(self._execute, req)
         except RuntimeError:        # stage stopped under us: the service is closing
@@ -315,7 +321,7 @@ class RpcService:
 
     # ---- the call path (stage thread) -------------------------------------------------
 
-    def _execute(self, req: Request) -> None:
+    def _execute(self, req: Request, inline: bool = False) -> None:
         try:
             reply = self._run(req)
             if req._drc_entry is not None:
@@ -324,16 +330,17 @@ class RpcService:
                 reply = [joined]
             req._conn.send_reply(reply, req.peer)
         finally:
-            self._finished(req)
+            self._finished(req, inline)
 
-    def _finished(self, req: Request) -> None:
+    def _finished(self, req: Request, inline: bool = False) -> None:
         if req._drc_entry is not None and req._drc_entry.reply is None:
             self.drc.abandon(req._drc_entry)
-        req._conn.call_done()
+        if not inline:
+            req._conn.call_done()
         with self._lock:
             self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.notify_all()
+            if self._inflight == 0 and self._draining:
+                self._idle.notify_all()   # only `drain` waits: no wake-up per call otherwise
 
     def _run(self, req: Request) -> list:
         """The reply message (as buffers) for an accepted call."""
@@ -389,12 +396,16 @@ class RpcService:
         """Wait until no call is in flight; True if that happened within `timeout`."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._inflight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-            return True
+            self._draining += 1
+            try:
+                while self._inflight:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._idle.wait(left)
+                return True
+            finally:
+                self._draining -= 1
 
     def finish_connections(self, deadline: float, linger: float, poll: float = 0.01) -> None:
         """After `drain`: let queued replies leave, then half-close (FIN) every TCP

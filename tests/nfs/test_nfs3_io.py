@@ -185,3 +185,41 @@ def test_trusted_sync_answers_everything_as_file_sync(tmp_path):
                 assert nfs.write(handle, 0, b"x", stable=stable)[1].committed == N.FILE_SYNC
             status, res = nfs.call("COMMIT", file=fh3(handle), offset=0, count=0)
             assert status == OK and res.file_wcc.after[1].size == 1
+
+
+WRITE_ARG = N.programs["NFS_PROGRAM"].versions[3].procs[7].arg
+
+
+@pytest.mark.parametrize("stable,inline", [(N.UNSTABLE, True), (N.DATA_SYNC, False),
+                                           (N.FILE_SYNC, False)])
+def test_is_unstable_write_reads_stable_how_from_the_raw_arguments(stable, inline):
+    from nfs.nfs3_io import is_unstable_write
+    args = N.WRITE3args(file=fh3(b"h" * 50), offset=7, count=3, stable=stable, data=b"abc")
+    raw = b"\0" * 40 + bytes(WRITE_ARG.encode(args))
+    assert is_unstable_write(raw, 40) is inline
+
+
+@pytest.mark.parametrize("raw", [b"", b"\0\0\0\x34" + b"h" * 52, b"\0\0\1\0" + b"\0" * 300],
+                         ids=["empty", "cut after the handle", "handle longer than 64"])
+def test_is_unstable_write_leaves_malformed_calls_to_the_decoder(raw):
+    from nfs.nfs3_io import is_unstable_write
+    assert is_unstable_write(raw, 0) is False
+
+
+def test_unstable_writes_run_on_the_event_thread_stable_ones_on_a_stage(nfs, root, monkeypatch):
+    import threading
+
+    from xlators.storage import posix_io
+    handle = nfs.new_file(root, b"threads")
+    seen = []
+    real = posix_io.IoFops.write
+
+    def spy(self, *args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(posix_io.IoFops, "write", spy)
+    for stable in (N.UNSTABLE, N.FILE_SYNC):
+        status, res = nfs.write(handle, 0, b"data", stable=stable)
+        assert status == OK and res.count == 4
+    assert seen[0].startswith("glfs_"), seen
+    assert "-stage" in seen[1], seen

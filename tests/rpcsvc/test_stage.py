@@ -57,3 +57,16 @@ def test_a_program_refuses_inline_procedures_it_does_not_define():
     assert Program(spec, 3, {0: lambda req: None}, inline=[0, 1]).inline == {0, 1}
     with pytest.raises(ValueError, match="inline"):
         Program(spec, 3, {0: lambda req: None}, inline=[99])
+
+
+def test_a_program_refuses_inline_if_for_undefined_or_always_inline_procedures():
+    from rpcsvc import xdr
+    from rpcsvc.program import Program
+    spec = xdr.load("nfs3").programs["NFS_PROGRAM"]
+    def always(record, offset):
+        return True
+    assert Program(spec, 3, {0: lambda req: None}, inline_if={7: always}).inline_if == {7: always}
+    with pytest.raises(ValueError, match="inline_if"):
+        Program(spec, 3, {0: lambda req: None}, inline_if={99: always})
+    with pytest.raises(ValueError, match="inline_if"):
+        Program(spec, 3, {0: lambda req: None}, inline=[7], inline_if={7: always})

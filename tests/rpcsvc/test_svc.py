@@ -274,3 +274,25 @@ def test_inline_procedures_run_on_the_event_thread_others_on_a_stage(serve):
     with RpcClient("127.0.0.1", other.tcp_port, "tcp", timeout=5) as client:
         client.call(100003, 3, 0, void, None, void)
     assert "-stage" in other.actors.threads[-1]
+
+
+def test_inline_if_decides_per_call_from_the_undecoded_call(serve):
+    """NULL runs inline when the predicate says so (here: an even xid) and on a
+    stage otherwise; the predicate gets the record and the arguments' offset."""
+    seen = []
+
+    def even_xid(record, offset):
+        seen.append((struct.unpack_from(">I", record, 0)[0], offset, len(record)))
+        return seen[-1][0] % 2 == 0
+    served = serve(program_kw={"inline_if": {NULL: even_xid}}, stage_threads=2)
+    peer = RawPeer(served.tcp_port)
+    try:
+        for xid in (10, 11):
+            assert peer.call(call_msg(xid)).success
+    finally:
+        peer.close()
+    first, second = served.actors.threads[-2:]
+    assert first.startswith("glfs_"), first
+    assert "-stage" in second, second
+    assert [x for x, _, _ in seen] == [10, 11]
+    assert all(offset == size for _, offset, size in seen)   # NULL: no arguments after the header

@@ -79,6 +79,16 @@ class FdCache:
     @contextlib.contextmanager
     def use(self, gfid: bytes, acc: int) -> Iterator[int]:
         """A descriptor for (gfid, acc), pinned for the duration of the block."""
+        entry = self.pin(gfid, acc)
+        try:
+            yield entry.fd
+        finally:
+            self.unpin(entry)
+
+    def pin(self, gfid: bytes, acc: int) -> _Entry:
+        """`use` without the context manager (READ and WRITE's hot path): the
+        entry's `.fd` stays open until `unpin(entry)`, which must follow in a
+        finally.  Reopens by gfid if the descriptor was evicted."""
         key = (gfid, acc)
         with self._lock:
             entry = self._entries.get(key)
@@ -86,26 +96,23 @@ class FdCache:
                 entry.pins += 1
                 self._entries.move_to_end(key)
                 self.hits += 1
-        if entry is None:
-            fd = self._reopen(gfid, acc)  # may raise ESTALE: the file is gone
-            closing: list[int] = []
-            with self._lock:
-                self.misses += 1
-                entry = self._entries.get(key)
-                if entry is None:
-                    entry = _Entry(fd)
-                    self._entries[key] = entry
-                    closing = self._evict_locked(keep=key)
-                else:
-                    closing.append(fd)
-                entry.pins += 1
-            self._close_all(closing)
-        try:
-            yield entry.fd
-        finally:
-            self._unpin(entry)
+                return entry
+        fd = self._reopen(gfid, acc)  # may raise ESTALE: the file is gone
+        closing: list[int] = []
+        with self._lock:
+            self.misses += 1
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = _Entry(fd)
+                self._entries[key] = entry
+                closing = self._evict_locked(keep=key)
+            else:
+                closing.append(fd)
+            entry.pins += 1
+        self._close_all(closing)
+        return entry
 
-    def _unpin(self, entry: _Entry) -> None:
+    def unpin(self, entry: _Entry) -> None:
         with self._lock:
             entry.pins -= 1
             close = entry.doomed and entry.pins == 0
@@ -129,7 +136,7 @@ class FdCache:
         except OSError:
             dead = True
         finally:
-            self._unpin(entry)
+            self.unpin(entry)
         if dead:
             self.forget(gfid)
 

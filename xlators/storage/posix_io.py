@@ -132,11 +132,15 @@ class IoFops(PosixCore):
             raise OSError(errno.EBADF, "Fd is open for writing only")
         if offset < 0 or size < 0:
             raise OSError(errno.EINVAL, f"bad read range {offset}+{size}")
-        with self.fd_cache.use(fd.gfid, acc) as osfd:
+        entry = self.fd_cache.pin(fd.gfid, acc)   # not `use`: a generator per READ costs
+        try:
+            osfd = entry.fd
             data = os.pread(osfd, size, offset)
             st = os.fstat(osfd)
             self._caller_may(fd, caller, creds, osfd, st, (os.R_OK, os.X_OK))
             return data, self._iatt(st, fd.gfid)
+        finally:
+            self.fd_cache.unpin(entry)
 
     def write(self, caller: Caller, fd: Fd, offset: int, data: bytes, stable: int):
         creds = self._enter(caller)
@@ -149,12 +153,14 @@ class IoFops(PosixCore):
         if offset < 0:
             raise OSError(errno.EINVAL, f"bad write offset {offset}")
         view = memoryview(data).cast("B")
-        with self.fd_cache.use(fd.gfid, acc) as osfd:
+        entry = self.fd_cache.pin(fd.gfid, acc)
+        try:
+            osfd = entry.fd
             st = os.fstat(osfd)
             self._caller_may(fd, caller, creds, osfd, st, (os.W_OK,))
             pre = self._iatt(st, fd.gfid)
-            written = 0
-            while written < len(view):
+            written = os.pwrite(osfd, view, offset)
+            while 0 < written < len(view):   # a short write: carry on from where it stopped
                 count = os.pwrite(osfd, view[written:], offset + written)
                 if count == 0:
                     break
@@ -164,6 +170,8 @@ class IoFops(PosixCore):
             elif stable == 2:
                 os.fsync(osfd)
             return written, pre, self._iatt(os.fstat(osfd), fd.gfid)
+        finally:
+            self.fd_cache.unpin(entry)
 
     def flush(self, caller: Caller, fd: Fd) -> None:
         """Nothing is buffered above the kernel here, so flush only checks the Fd."""
