@@ -16,10 +16,19 @@ returns the records that became complete.  Why this shape:
   then nothing pins FIRST_CHUNK bytes, not 1 MiB; memory held for a record
   is never more than about twice what actually arrived (plus FIRST_CHUNK).
   Doubling keeps the copying amortised to one pass over the body.
-- It never reads past the next fragment header, so bytes it holds back are
-  never a complete record.  A connection the service stops reading (the
+- Without `bulk`, it never reads past the next fragment header, so bytes it
+  holds back are never a complete record.  A connection the service stops reading (the
   outstanding-RPC throttle) therefore cannot strand a buffered call that no
   further POLLIN would ever deliver.
+- `bulk` (the server's connections): between records, `want()` offers a
+  chunk of that many bytes instead of the 4-byte header, so one `recv_into`
+  takes every small call a client has pipelined (fio at iodepth 16 sends 16
+  READs back to back).  Their bodies are returned as views of the chunk, no
+  copy; a fragment cut by the chunk's end continues in a buffer of its own,
+  as above.  Every complete record in a chunk is returned at once, so the
+  transport, not this class, holds back calls when it is throttled (and
+  wakes itself for them, see rpcsvc.transport).  With 1 MiB WRITEs most of
+  the body still goes straight into its own buffer.  Clients keep bulk 0.
 - A header announcing more than `max_record` (all fragments of the record
   together) raises `RecordTooLarge` before a byte of the body is read or any
   memory is allocated for it; a record made of an absurd number of empty
@@ -69,10 +78,11 @@ class RecordAssembler:
 
     __slots__ = ("max_record", "max_empty_fragments", "_header", "_header_have",
                  "_frag", "_frag_len", "_frag_have", "_frag_last", "_pieces",
-                 "_frag_target",
+                 "_frag_target", "bulk", "_chunk",
                  "_record_len", "_empty_count")
 
-    def __init__(self, max_record: int, max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS):
+    def __init__(self, max_record: int, max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS,
+                 bulk: int = 0):
         if max_record <= 0:
             raise ValueError("max_record must be positive")
         self.max_record = max_record
@@ -87,6 +97,8 @@ class RecordAssembler:
         self._pieces: list[memoryview] = []
         self._record_len = 0
         self._empty_count = 0
+        self.bulk = bulk                     # bytes of one read between records; 0: none
+        self._chunk: bytearray | None = None  # the bulk buffer handed out by want()
 
     @property
     def idle(self) -> bool:
@@ -97,12 +109,19 @@ class RecordAssembler:
     def want(self) -> memoryview:
         """The buffer the next `recv_into` should fill (never empty)."""
         if self._frag is None:
+            if self.bulk and self._header_have == 0 and not self._pieces:
+                self._chunk = bytearray(self.bulk)
+                return memoryview(self._chunk)
             return memoryview(self._header)[self._header_have:]
         return memoryview(self._frag)[self._frag_have:]
 
     def filled(self, count: int) -> list[memoryview | bytes]:
         """Account for `count` bytes received into `want()`; return complete records."""
         records: list[memoryview | bytes] = []
+        if self._chunk is not None:
+            chunk, self._chunk = self._chunk, None
+            self._split_chunk(chunk, count, records)
+            return records
         if self._frag is None:
             self._header_have += count
             if self._header_have == HEADER_SIZE:
@@ -127,12 +146,50 @@ class RecordAssembler:
 
     # -- internals -----------------------------------------------------------------
 
-    def _start_fragment(self, word: int, records: list) -> None:
-        length = word & FRAGMENT_SIZE_MASK
-        last = bool(word & LAST_FRAGMENT)
+    def _split_chunk(self, chunk: bytearray, count: int, records: list) -> None:
+        """Records out of a bulk read: complete fragments are views of the chunk
+        (no copy); a fragment cut by the end of the chunk continues in a buffer
+        of its own, as if its header had been read alone."""
+        view = memoryview(chunk)
+        pos = 0
+        while count - pos >= HEADER_SIZE:
+            word = _WORD.unpack_from(chunk, pos)[0]
+            pos += HEADER_SIZE
+            length = word & FRAGMENT_SIZE_MASK
+            have = count - pos
+            if length == 0 or have < length:
+                self._start_fragment(word, records)
+                if length:
+                    self._take_partial(view[pos:count])
+                    return
+                continue
+            self._check_size(length)
+            self._frag_last = bool(word & LAST_FRAGMENT)
+            self._finish_fragment(view[pos:pos + length], records)
+            pos += length
+        rest = count - pos
+        self._header[:rest] = chunk[pos:count]
+        self._header_have = rest
+
+    def _take_partial(self, body: memoryview) -> None:
+        """The start of the fragment just begun arrived with the chunk."""
+        have = len(body)
+        if have > len(self._frag):
+            self._frag = bytearray(min(self._frag_target, max(have, FIRST_CHUNK)))
+        self._frag[:have] = body
+        self._frag_have = have
+        if have == len(self._frag) and have < self._frag_len:
+            self._grow()
+
+    def _check_size(self, length: int) -> None:
         if self._record_len + length > self.max_record:
             raise RecordTooLarge(
                 f"fragment of {length} bytes makes the record exceed {self.max_record}")
+
+    def _start_fragment(self, word: int, records: list) -> None:
+        length = word & FRAGMENT_SIZE_MASK
+        last = bool(word & LAST_FRAGMENT)
+        self._check_size(length)
         self._frag_last = last
         if length == 0:
             if not last:

@@ -328,7 +328,10 @@ class RpcService:
                 joined = b"".join(reply)
                 self.drc.finish(req._drc_entry, joined)
                 reply = [joined]
-            req._conn.send_reply(reply, req.peer)
+            if inline:
+                req._conn.defer_reply(reply, req.peer)
+            else:
+                req._conn.send_reply(reply, req.peer)
         finally:
             self._finished(req, inline)
 

@@ -48,6 +48,9 @@ from rpcsvc.record import HEADER_SIZE, FramingError, RecordAssembler, record_mar
 logger = gflog.get_logger("rpcsvc")
 
 IOV_MAX = 1024
+BULK_READ = 64 * 1024      # one read between records takes this much (several small calls)
+CORK_REPLIES = 16          # inline replies sent together at most (fio's usual iodepth)
+CORK_BYTES = 256 * 1024    # ... or this many bytes of them
 RECVS_PER_EVENT = 64        # fairness: yield the event thread after this many reads
 ACCEPTS_PER_EVENT = 64
 UDP_MAX_DATAGRAM = 65536
@@ -130,6 +133,14 @@ class Transport:
             self.throttled = False
             if not self.paused and not self.closed:
                 self._select(1, -1)
+                self._wake_for_held_locked()
+
+    def defer_reply(self, buffers: list, peer=None) -> bool:
+        """send_reply for a call run inline; TCP batches them (see TcpConnection)."""
+        return self.send_reply(buffers, peer)
+
+    def _wake_for_held_locked(self) -> None:
+        """The throttle opened: calls read but not yet run need the event thread."""
 
     def call_started(self) -> None:
         """A call was handed to the stage; stop reading at the limit."""
@@ -192,7 +203,10 @@ class TcpConnection(Transport):
         self.peer = _address(peer)
         self.eof = False
         self.reaped = False         # the idle sweep shut it down
-        self._assembler = RecordAssembler(svc.max_record)
+        self._assembler = RecordAssembler(svc.max_record, bulk=BULK_READ)
+        self._cork: list | None = None        # inline replies of the records being handled
+        self._held: deque = deque()           # records read while the throttle was closed
+        self._cork_bytes = 0
         self._queue: deque = deque()          # buffers not yet written, in order
         self._queued_records: deque = deque()  # bytes left of each reply in _queue
         self._queued_bytes = 0
@@ -216,7 +230,9 @@ class TcpConnection(Transport):
                 return
             if poll_out:
                 self._flush()
-            if poll_in:
+            if self._held and not self.throttled:
+                self._dispatch_held()
+            if poll_in and not self._held:
                 self._read()
             elif poll_err:
                 self.close()
@@ -246,10 +262,46 @@ class TcpConnection(Transport):
                 logger.warning("tcp %s:%d: %s; closing the connection", *self.peer, error)
                 self.close()
                 return
-            for rec in records:
-                self.svc._on_record(self, rec, self.peer)
+            if records:
+                self._dispatch(records)
+                if self._held:
+                    return      # the throttle closed: read nothing more until they are in
             if count < len(buf):
                 return          # the socket is drained
+
+    def _dispatch(self, records: list) -> None:
+        """Hand complete records to the service in order.
+
+        One bulk read may bring many calls.  The replies of those run inline
+        are corked and leave together in one sendmsg (at most CORK_REPLIES or
+        CORK_BYTES at a time, so that the throttle below sees them); and when
+        the throttle closes midway (calls waiting in the stage, or replies the
+        client does not read), the rest are held here, not run:
+        `_rethrottle_locked` arms POLLOUT when it opens again, so the event
+        thread comes back for them even if the client sends nothing more."""
+        corking = len(records) > 1
+        if corking:
+            self._cork = []
+        try:
+            for index, rec in enumerate(records):
+                if self.throttled or self.closed:
+                    if not self.closed:
+                        self._held.extend(records[index:])
+                    break
+                self.svc._on_record(self, rec, self.peer)
+        finally:
+            if corking:
+                self._uncork()
+                self._cork = None
+
+    def _dispatch_held(self) -> None:
+        records = list(self._held)
+        self._held.clear()
+        self._dispatch(records)
+
+    def _wake_for_held_locked(self) -> None:
+        if self._held:
+            self._select(-1, 1)     # writable at once: _on_event runs and takes them
 
     def _at_eof(self) -> None:
         with self._lock:
@@ -274,6 +326,35 @@ class TcpConnection(Transport):
                 return 0.0
             return now - self.last_active
 
+    def defer_reply(self, buffers: list, peer=None) -> bool:
+        """send_reply for a call run on the event thread while it handles the
+        records of one read: the replies leave together, in one sendmsg."""
+        cork = self._cork
+        if cork is None:
+            return self.send_reply(buffers, peer)
+        size = 0
+        for buf in buffers:
+            size += len(buf)
+        cork.append((size, buffers))
+        self._cork_bytes += size
+        if len(cork) >= CORK_REPLIES or self._cork_bytes >= CORK_BYTES:
+            self._uncork()
+        return not self.closed
+
+    def _uncork(self) -> None:
+        """Send the corked replies as one write (and let the throttle count them)."""
+        replies = self._cork
+        if not replies:
+            return
+        self._cork = []
+        self._cork_bytes = 0
+        record, sizes = [], []
+        for size, buffers in replies:
+            record.append(record_mark(size))
+            record.extend(buffers)
+            sizes.append(size + HEADER_SIZE)
+        self._send_record(record, sizes)
+
     def send_reply(self, buffers: list, peer=None) -> bool:
         """Write one reply record; False if the connection is gone."""
         total = HEADER_SIZE
@@ -281,12 +362,17 @@ class TcpConnection(Transport):
             total += len(buf)
         record = [record_mark(total - HEADER_SIZE)]
         record.extend(buffers)
+        return self._send_record(record, [total])
+
+    def _send_record(self, record: list, sizes: list[int]) -> bool:
+        """Write buffers holding whole replies of `sizes` bytes each (marks included)."""
+        total = sum(sizes)
         with self._lock:
             if self.closed:
                 return False
             if self._queue:
                 self._queue.extend(record)
-                self._queued_records.append(total)
+                self._queued_records.extend(sizes)
                 self._queued_bytes += total
                 self._rethrottle_locked()
                 return True
@@ -297,7 +383,7 @@ class TcpConnection(Transport):
                 broken = False
                 if rest:
                     self._queue.extend(rest)
-                    self._queued_records.append(total - sent)
+                    self._queued_records.extend(_unsent_parts(sizes, sent))
                     self._queued_bytes += total - sent
                     self._select(-1, 1)
                     self.svc.count("partial_writes")
@@ -484,3 +570,15 @@ class UdpEndpoint(Transport):
             self.svc.count("udp_send_drops")
             logger.debug("udp reply to %s:%d dropped: %s", *peer, error)
             return False
+
+
+def _unsent_parts(sizes: list[int], sent: int) -> list[int]:
+    """What is left of each reply after the first `sent` bytes of them were written."""
+    left = []
+    for size in sizes:
+        if sent >= size:
+            sent -= size
+            continue
+        left.append(size - sent)
+        sent = 0
+    return left

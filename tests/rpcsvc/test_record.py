@@ -150,3 +150,64 @@ def test_grow_does_not_touch_a_buffer_the_caller_still_holds():
     (record,) = a.filled(FIRST_CHUNK)
     assert bytes(record) == b"x" * FIRST_CHUNK + b"y" * FIRST_CHUNK
     held.release()
+
+
+# --- bulk reads between records (several small calls per recv) --------------------------
+
+def _mixed_stream(seed: int) -> tuple[bytes, list[bytes]]:
+    """Records of many sizes, some in several fragments, some with empty fragments."""
+    import random
+    rng = random.Random(seed)
+    data, records = [], []
+    for index in range(60):
+        body = bytes([index % 251]) * rng.choice((0, 1, 3, 40, 180, 4096, FIRST_CHUNK + 5, 70000))
+        cut = rng.randrange(len(body) + 1) if rng.random() < 0.3 else len(body)
+        pieces = [body[:cut], b"", body[cut:]] if cut < len(body) else [body]
+        for number, piece in enumerate(pieces):
+            data.append(fragment(piece, last=number == len(pieces) - 1))
+        records.append(body)
+    return b"".join(data), records
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 997, 4096, 65536, None])
+def test_bulk_reads_give_the_same_records_as_header_sized_reads(chunk):
+    data, records = _mixed_stream(seed=chunk or 0)
+    assert feed(RecordAssembler(1 << 20), data, chunk=chunk) == records
+    bulk = RecordAssembler(1 << 20, bulk=16 * 1024)
+    assert feed(bulk, data, chunk=chunk) == records
+    assert bulk.idle
+
+
+def test_a_bulk_read_returns_every_complete_record_it_holds_as_views():
+    """Nothing complete is kept back (the transport's throttle holds the rest)."""
+    a = RecordAssembler(1 << 20, bulk=4096)
+    data = frame(b"one") + frame(b"two" * 10) + record_mark(50) + b"par"
+    buf = a.want()
+    assert len(buf) == 4096
+    buf[:len(data)] = data
+    records = a.filled(len(data))
+    assert [bytes(r) for r in records] == [b"one", b"two" * 10]
+    assert all(isinstance(r, memoryview) for r in records)   # no copy of the bodies
+    assert len(a.want()) == 50 - 3 + 4                       # the cut record continues alone
+    assert not a.idle
+
+
+def test_a_bulk_read_refuses_a_record_above_max_record():
+    a = RecordAssembler(1000, bulk=4096)
+    data = frame(b"fine") + record_mark(1001) + b"x" * 100
+    a.want()[:len(data)] = data
+    with pytest.raises(RecordTooLarge):
+        a.filled(len(data))
+    b = RecordAssembler(1000, bulk=4096)
+    whole = frame(b"y" * 1001)                                  # complete inside the chunk
+    b.want()[:len(whole)] = whole
+    with pytest.raises(RecordTooLarge):
+        b.filled(len(whole))
+
+
+def test_a_bulk_read_counts_empty_fragments_like_any_read():
+    a = RecordAssembler(1 << 20, max_empty_fragments=5, bulk=4096)
+    data = record_mark(0, last=False) * 6 + frame(b"z")
+    a.want()[:len(data)] = data
+    with pytest.raises(TooManyFragments):
+        a.filled(len(data))

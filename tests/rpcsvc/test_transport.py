@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from rpc_testkit import (FSSTAT, NFS3, READ, RawPeer, call_msg, frame, record_mark,
+from rpc_testkit import (FSSTAT, NFS3, NULL, READ, RawPeer, call_msg, frame, record_mark,
                          udp_call)
 from rpcsvc import wire
 
@@ -91,6 +91,34 @@ def test_pipelined_calls_all_answered(served):
         assert xids == set(range(1000, 1200))
     finally:
         peer.close()
+
+
+def test_pipelined_inline_calls_are_read_at_once_and_answered_together(serve, monkeypatch):
+    from rpcsvc import transport
+    batches = []
+    real = transport.TcpConnection._send_record
+
+    def spy(self, record, sizes):
+        batches.append(len(sizes))
+        return real(self, record, sizes)
+    monkeypatch.setattr(transport.TcpConnection, "_send_record", spy)
+    served = serve(program_kw={"inline": {NULL}})
+    peer = RawPeer(served.tcp_port)
+    try:
+        peer.send(b"".join(frame(call_msg(2000 + i)) for i in range(50)))
+        xids = [wire.parse_reply(peer.read_reply()).xid for _ in range(50)]
+        assert xids == list(range(2000, 2050))      # inline: in the order they came
+        assert sum(batches) == 50 and 1 < max(batches) <= transport.CORK_REPLIES, batches
+    finally:
+        peer.close()
+
+
+def test_unsent_parts_keeps_what_is_left_of_each_reply():
+    from rpcsvc.transport import _unsent_parts
+    assert _unsent_parts([10, 20, 30], 0) == [10, 20, 30]
+    assert _unsent_parts([10, 20, 30], 15) == [15, 30]
+    assert _unsent_parts([10, 20, 30], 30) == [30]
+    assert _unsent_parts([10, 20, 30], 60) == []
 
 
 def test_large_replies_survive_partial_writes(served):
