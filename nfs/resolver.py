@@ -90,7 +90,11 @@ class HandleResolver:
         candidates = (export,) if export is not None else self._by_volume.get(exportid)
         if not candidates:
             raise NfsError(N.NFS3ERR_STALE, "handle of an export that is not exported")
-        allowed = self._allowed(candidates, req.peer[0])
+        address = req.peer[0]
+        if len(candidates) == 1:     # the usual case: no list to build
+            allowed = candidates if self._host_ok(candidates[0], address) else ()
+        else:
+            allowed = self._allowed(candidates, address)
         if not allowed:
             raise NfsError(N.NFS3ERR_ACCES, f"{req.peer[0]} may not use {candidates[0].path}")
         looked_up = None

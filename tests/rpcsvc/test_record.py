@@ -110,7 +110,7 @@ def test_announced_length_is_not_allocated_up_front():
 
 
 def test_buffer_grows_as_the_body_arrives_and_never_reads_past_the_next_header():
-    body = bytes(range(256)) * 1000 + b"tail"            # 256004 bytes, two growths
+    body = bytes(range(256)) * 1000 + b"tail"            # 256004 bytes: one growth
     a = RecordAssembler(1 << 20)
     a.want()[:4] = record_mark(len(body))
     a.filled(4)
@@ -125,7 +125,7 @@ def test_buffer_grows_as_the_body_arrives_and_never_reads_past_the_next_header()
     assert [bytes(r) for r in records] == [body]
     assert sizes[0] == FIRST_CHUNK
     assert all(b == GROWTH * s or b == len(body) + 4 for s, b in zip(sizes, sizes[1:]))
-    assert len(sizes) == 3                               # 16 KiB, 128 KiB, then the whole body
+    assert len(sizes) == 2                               # 16 KiB, then (16x) the whole body
     assert sizes[-1] == len(body) + 4                    # the last one also takes a header
     assert a.idle
 
@@ -211,3 +211,29 @@ def test_a_bulk_read_counts_empty_fragments_like_any_read():
     a.want()[:len(data)] = data
     with pytest.raises(TooManyFragments):
         a.filled(len(data))
+
+
+def test_a_big_fragment_cut_by_a_bulk_read_grows_from_what_arrived():
+    """A 1 MiB WRITE whose first 64 KiB came with the bulk read: its buffer is
+    the whole fragment at once (16 x 64 KiB is near enough), one small copy."""
+    a = RecordAssembler(2 << 20, bulk=64 * 1024)
+    body = bytes(range(256)) * 4096                      # 1 MiB
+    data = frame(body)
+    buf = a.want()
+    buf[:] = data[:len(buf)]
+    assert a.filled(len(buf)) == []
+    assert len(a.want()) == len(body) + 4 - (len(buf) - 4)   # the rest, plus the next header
+    assert feed(a, data[len(buf):]) == [body]
+
+
+def test_a_small_cut_fragment_gets_only_growth_times_what_arrived():
+    a = RecordAssembler(64 << 20, bulk=4096)
+    data = record_mark(32 << 20) + b"x" * 4092
+    a.want()[:len(data)] = data
+    assert a.filled(len(data)) == []
+    assert len(a.want()) == FIRST_CHUNK - 4092            # not the announced 32 MiB
+    b = RecordAssembler(64 << 20, bulk=64 * 1024)
+    data = record_mark(32 << 20) + b"y" * (60 * 1024)
+    b.want()[:len(data)] = data
+    assert b.filled(len(data)) == []
+    assert len(b.want()) == (GROWTH - 1) * 60 * 1024      # 16 x what came, not 32 MiB
