@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from glusterfsd.pidfile import running as pid_alive
+
 TERM_GRACE_S = 5.0       # SIGTERM -> SIGKILL
 POLL_S = 0.05
 
@@ -113,19 +115,6 @@ def wait_until(predicate, timeout_s: float, what: str, proc: subprocess.Popen | 
                                "before it was ready")
         time.sleep(interval_s)
     raise TimeoutError(f"{what}: not ready after {timeout_s:.0f} s")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class RssSampler:

@@ -62,3 +62,24 @@ def _read_pid(fd: int) -> int | None:
         return int(text) if text else None
     except (OSError, ValueError):
         return None
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs.  A zombie (dead, not yet reaped) does
+    not: its work is over (a shared DRC entry it held will never be answered,
+    a daemon that became one has stopped).  One we may not signal runs; one
+    whose /proc entry we cannot read (not gone) is taken to run."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")

@@ -29,6 +29,8 @@ import threading
 import zlib
 from collections import OrderedDict
 
+from glusterfsd.pidfile import running
+
 IN_TRANSIT = "in-transit"
 CACHED = "cached"
 
@@ -168,22 +170,6 @@ def _pack_address(client_ip: str) -> bytes:
         return zlib.crc32(client_ip.encode()).to_bytes(4, "big") * 4
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs.  A zombie (dead, not yet reaped by the master) counts as dead:
-    its calls will never be answered, and the client that resent one must not be ignored."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
-
-
 class SharedDrcEntry:
     """The handle `lookup` gives the caller of a MISS: the slot the reply goes to."""
     __slots__ = ("index", "key", "stamp", "reply")
@@ -310,7 +296,7 @@ class SharedDuplicateRequestCache:
                         self._put_stamp(index, state, owner, slot_key, length)
                         start = _DATA + index * _SLOT_SIZE + _SLOT.size
                         return HIT, bytes(self._map[start:start + length])
-                    if owner == me or _alive(owner):
+                    if owner == me or running(owner):
                         self._count("in_transit_drops")
                         return DROP, None
                     self._count("takeovers")       # its worker died before answering
@@ -325,7 +311,7 @@ class SharedDuplicateRequestCache:
                 chosen = oldest
                 self._count("evictions")
             if chosen is None:
-                chosen = next((i for i, owner in in_transit if owner != me and not _alive(owner)),
+                chosen = next((i for i, owner in in_transit if owner != me and not running(owner)),
                               None)
             if chosen is None:
                 self._count("no_room")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from glusterfsd.pidfile import running
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -38,16 +40,7 @@ def read_pid(pidfile: str) -> int:
         return int(handle.read().strip())
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is not alive for our purposes
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+alive = running   # the daemon's own test of a pid (a zombie is not alive)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:

@@ -58,3 +58,21 @@ def test_release_leaves_a_file_that_is_no_longer_ours(tmp_path):
     path.write_text("12345\n")  # someone replaced it
     pidfile.release()
     assert path.read_text() == "12345\n"
+
+
+def test_running_tells_live_zombie_and_reaped_processes_apart():
+    import time
+
+    from glusterfsd.pidfile import running
+    assert running(os.getpid())
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert running(child.pid)
+    finally:
+        child.kill()
+    deadline = time.monotonic() + 10
+    while running(child.pid) and time.monotonic() < deadline:   # a zombie until reaped
+        time.sleep(0.01)
+    assert not running(child.pid)
+    child.wait()
+    assert not running(child.pid)
