@@ -287,6 +287,9 @@ class TcpConnection(Transport):
                 if self.throttled or self.closed:
                     if not self.closed:
                         self._held.extend(records[index:])
+                        with self._lock:    # it may have opened since we looked
+                            if not self.throttled:
+                                self._wake_for_held_locked()
                     break
                 self.svc._on_record(self, rec, self.peer)
         finally:
