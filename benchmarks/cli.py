@@ -10,6 +10,7 @@ written either way), 2 for bad arguments, 130 on Ctrl-C (after stopping everythi
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def ensure_setup(skip: bool) -> str:
     print("setup: installing what is missing and building fio once (benchmarks/setup.sh)",
           flush=True)
     result = subprocess.run(["bash", str(SETUP_SCRIPT)], stdout=subprocess.PIPE, text=True,
-                            timeout=SETUP_TIMEOUT_S)
+                            timeout=SETUP_TIMEOUT_S,
+                            env={**os.environ, "PYTHON": sys.executable})
     if result.returncode != 0:
         raise SystemExit(f"setup.sh failed with status {result.returncode}")
     print(f"setup: done in {time.monotonic() - started:.0f} s", flush=True)

@@ -83,7 +83,8 @@ def run_profile(job_name: str, profiler: str, fio: str, quick: bool, workdir: Pa
                         ours_options=list(ours_options or []))
     sampling = profiler in ("py-spy", "py-spy-all")
     if sampling:
-        py_spy = shutil.which("py-spy")
+        beside = Path(sys.executable).parent / "py-spy"      # pip put it in the venv
+        py_spy = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
         if not py_spy:
             raise SystemExit("py-spy is not installed (benchmarks/setup.sh installs it)")
         out_path = base.with_suffix(".collapsed.txt")

@@ -82,14 +82,19 @@ ensure_deb_src() {
     apt_update_once
 }
 
+# The interpreter that runs the benchmarks (python -m benchmarks passes its own), so the
+# chart library lands where it is imported, e.g. in the project's .venv.
+PYTHON="${PYTHON:-python3}"
+
 ensure_pip() {
     local missing=()
-    python3 -c 'import matplotlib' 2>/dev/null || missing+=(matplotlib)
-    command -v py-spy >/dev/null 2>&1 || missing+=(py-spy)
-    python3 -c 'import psutil' 2>/dev/null || missing+=(psutil)
+    "$PYTHON" -c 'import matplotlib' 2>/dev/null || missing+=(matplotlib)
+    command -v py-spy >/dev/null 2>&1 || [ -x "$(dirname "$(command -v "$PYTHON")")/py-spy" ] \
+        || missing+=(py-spy)
+    "$PYTHON" -c 'import psutil' 2>/dev/null || missing+=(psutil)
     if [ ${#missing[@]} -gt 0 ]; then
-        log "pip install ${missing[*]}"
-        python3 -m pip install -q "${missing[@]}" >&2
+        log "pip install ${missing[*]} (for $PYTHON)"
+        "$PYTHON" -m pip install -q "${missing[@]}" >&2
     fi
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up this project on a fresh Debian 12 machine, as root, unattended:
 #   contrib/setup.sh          the server and its runtime needs
-#   contrib/setup.sh --test   also what the test suite drives (real NFS clients, tshark)
+#   contrib/setup.sh --test   also what the test suite drives (real NFS clients, tshark,
+#                             and for the benchmark smoke NFS-Ganesha and fio with libnfs)
 # Everything lands in the repository's .venv; nothing else in the system Python changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,10 @@ if [ "$want_tests" = 1 ]; then
     .venv/bin/python -m pip install -q -e '.[test]'
 else
     .venv/bin/python -m pip install -q -e .
+fi
+if [ "$want_tests" = 1 ]; then
+    # the benchmark smoke in the suite: NFS-Ganesha, and fio built with its NFS engine (once)
+    PYTHON="$PWD/.venv/bin/python" bash benchmarks/setup.sh >/dev/null
 fi
 mkdir -p /srv/gluster/export /var/log/glusterfs /run/gluster /etc/glusterfs
 ln -sf "$PWD/.venv/bin/glusterfs" /usr/local/sbin/glusterfs
