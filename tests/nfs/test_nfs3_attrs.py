@@ -49,6 +49,17 @@ def test_fattr3_fields():
     assert attrs.fsid == AttrMapper(vol).fsid != AttrMapper(bytes(16)).fsid
 
 
+@pytest.mark.parametrize("ino32_on", [False, True])
+def test_fattr3_fields_pack_to_the_codecs_fattr3(ino32_on):
+    import struct
+
+    from nfs.nfs3_attrs import FATTR3_FORMAT
+    mapper = AttrMapper(bytes(range(16)), enable_ino32=ino32_on)
+    iatt = make_iatt()
+    packed = struct.pack(">" + FATTR3_FORMAT, *mapper.fattr3_fields(iatt))
+    assert packed == bytes(N.fattr3.encode(mapper.fattr3(iatt)))
+
+
 def test_ino32_folds_and_keeps_root_at_1():
     big = (0xDEADBEEF << 32) | 0x12345678
     mapper = AttrMapper(bytes(16), enable_ino32=True)
@@ -71,3 +82,22 @@ def test_sattr3_to_setattr():
     assert change.atime == SET_TO_NOW and change.mtime == 3_000_000_004
     empty = sattr3_to_setattr(sattr())
     assert (empty.mode, empty.atime, empty.mtime) == (None, None, None)
+
+
+def test_attributes_are_built_field_by_field_as_the_protocol_names_them():
+    """fattr3/pre_op/wcc call the value classes positionally (it is faster): the
+    result must be what naming every field gives, whatever their order in nfs3.x."""
+    iatt = Iatt(b"\x07" * 16, IA_REG, 0o2755, 3, 1000, 2000, 12345, 16384, 8, 1, 2049,
+                0x0102030405060708, -3 * 10**9 - 5, 1_700_000_000_123_456_789, (1 << 33) * 10**9)
+    for mapper in (AttrMapper(bytes(range(16))), AttrMapper(bytes(range(16)), True)):
+        def t(ns):
+            return N.nfstime3(seconds=(ns // 10**9) & 0xFFFFFFFF, nseconds=ns % 10**9)
+        expected = N.fattr3(
+            type=IA_REG, mode=0o2755, nlink=3, uid=1000, gid=2000, size=12345, used=16384,
+            rdev=N.specdata3(specdata1=8, specdata2=1), fsid=mapper.fsid,
+            fileid=mapper.fileid(iatt.ino), atime=t(iatt.atime), mtime=t(iatt.mtime),
+            ctime=t(iatt.ctime))
+        assert mapper.fattr3(iatt) == expected
+        assert N.fattr3.encode(mapper.fattr3(iatt)) == N.fattr3.encode(expected)
+        pre = N.wcc_attr(size=12345, mtime=t(iatt.mtime), ctime=t(iatt.ctime))
+        assert mapper.wcc(iatt, iatt) == N.wcc_data(before=(True, pre), after=(True, expected))
