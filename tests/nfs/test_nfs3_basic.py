@@ -159,6 +159,20 @@ def test_access_bits_follow_mode_for_a_user(server, root, nfs):
         assert user.call("ACCESS", object=fh3(script), access=0x20)[1].access == 0x20
 
 
+def test_access_granted_in_one_check_still_maps_rights_per_type(server, root, nfs):
+    """All rights at once (one check): a file gets no LOOKUP or DELETE bit, a
+    directory no EXECUTE bit, whatever the client asked."""
+    mine = nfs.new_file(root, b"mine", b"x", mode=0o755)
+    status, _ = nfs.call("SETATTR", object=fh3(mine), new_attributes=sattr(uid=1000, gid=1000),
+                         guard=(False, None))
+    assert status == OK
+    folder = nfs.new_dir(root, b"folder", mode=0o777)
+    with server.client(uid=1000, gid=1000) as user:
+        assert user.call("ACCESS", object=fh3(mine), access=ALL)[1].access == 0x01 | 0x04 | 0x08 | 0x20
+        assert user.call("ACCESS", object=fh3(folder), access=ALL)[1].access == 0x1F
+        assert user.call("ACCESS", object=fh3(folder), access=0x04 | 0x02)[1].access == 0x06
+
+
 # --- READLINK ------------------------------------------------------------------------
 def test_readlink_of_a_file_is_inval(nfs, root):
     handle = nfs.new_file(root, b"f")
