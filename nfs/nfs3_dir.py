@@ -32,33 +32,53 @@ Sizes (RFC 1813 §3.3.16-17), counted exactly as the XDR encoding:
   server may send less than asked);
 - eof is set only when the storage reported the end and every entry it
   gave was sent.
+
+READDIRPLUS replies are encoded by hand (`plus_entry`), byte for byte what
+the XDR codec makes of entryplus3 objects: an `ls -l` of 50 000 entries is
+50 000 entries, and building five value objects per entry for the codec to
+take apart again cost more than listing them.
 """
 from __future__ import annotations
 
 import errno
 import hashlib
+import struct
 from contextlib import closing
 
 from glusterfsd.xlator import IA_DIR, gfid_to_ino
-from nfs.nfs3_attrs import N
+from nfs.nfs3_attrs import FATTR3_FORMAT, N, ino32
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
+from rpcsvc.program import Reply
 
 NFS3_OK = N.NFS3_OK
 # The value classes themselves (skipping the codec's constructor indirection):
 # one or two are built per listed entry.
 _ENTRY3 = N.entry3.cls
-_ENTRYPLUS3 = N.entryplus3.cls
-_NFS_FH3 = N.nfs_fh3.cls
 # status + post_op_attr(dir, with attributes) + cookieverf + end-of-list + eof
 FIXED_REPLY = 4 + (4 + 84) + 8 + 4 + 4
 ENTRY_FIXED = 4 + 8 + 4 + 8          # list marker, fileid, name length, cookie
 PLUS_ATTRS = 4 + 84                  # post_op_attr with attributes
 PLUS_HANDLE = 4 + 4 + 52             # post_op_fh3 with a 52-byte handle
 PLUS_NOTHING = 4 + 4                 # both FALSE
+FULL_ENTRY_FIXED = ENTRY_FIXED + PLUS_ATTRS + PLUS_HANDLE
 DIR_INFO_FIXED = 8 + 4 + 8           # what dircount counts per entry
 MAX_BATCHES = 64                     # storage calls per reply, a bound on one call's work
 UDP_REPLY_MAX = 32768
 ZERO_VERIFIER = bytes(8)             # what a client sends when it has no verifier
+
+# The XDR of one entryplus3 in a list: value-follows TRUE, fileid, name (length,
+# bytes, padding), cookie; then name_attributes (TRUE + fattr3, or FALSE) and
+# name_handle (TRUE + length 52 + the handle, or FALSE).
+_NS = 1_000_000_000
+_U32 = 0xFFFFFFFF
+_FATTR3 = FATTR3_FORMAT              # type mode nlink uid gid size used rdev fsid fileid a/m/ctime
+_HANDLE = "II20s16s16s"              # TRUE, 52, the parent handle's exportid, gfid, mountid
+_FULL_TAIL = "I" + _FATTR3 + _HANDLE
+_FALSE = b"\0\0\0\0"
+_FULL: dict = {}    # name length -> Struct(...).pack of an entry with attributes and handle
+_HEAD: dict = {}    # name length -> Struct(...).pack of an entry's directory part
+_FATTR3_FOLLOWS = struct.Struct(">I" + _FATTR3)
+_HANDLE_FOLLOWS = struct.Struct(">" + _HANDLE)
 
 
 def cookie_verifier(gfid: bytes) -> bytes:
@@ -73,6 +93,58 @@ def _reply_limit(nfs, req) -> int:
 
 def _padded(name: bytes) -> int:
     return (len(name) + 3) & ~3
+
+
+def _packer(cache: dict, length: int, tail: str):
+    """The pack of an entry whose name has `length` bytes ('s' pads it with NULs),
+    kept bound: fetching `.pack` anew would allocate a method object per entry."""
+    made = cache.get(length)
+    if made is None:
+        made = cache[length] = struct.Struct(f">IQI{(length + 3) & ~3}sQ{tail}").pack
+    return made
+
+
+def plus_entry(fsid: int, enable_ino32: bool, fh: bytes, fileid: int, name: bytes, cookie: int,
+               iatt, gfid: bytes | None) -> bytes:
+    """One entryplus3 as the codec encodes it in a list (see the module doc);
+    iatt None or gfid None: that part is FALSE.  `fh` is the directory's
+    handle: a child's handle is it with the child's gfid (fh.with_gfid)."""
+    n = len(name)
+    if iatt is None or gfid is None:
+        parts = [_packer(_HEAD, n, "")(1, fileid, n, name, cookie)]
+        parts.append(_FALSE if iatt is None else _fattr3(fsid, enable_ino32, iatt))
+        parts.append(_FALSE if gfid is None else
+                     _HANDLE_FOLLOWS.pack(1, 52, fh[:20], gfid, fh[36:52]))
+        return b"".join(parts)
+    pack = _FULL.get(n) or _packer(_FULL, n, _FULL_TAIL)
+    atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
+    return pack(1, fileid, n, name, cookie,
+                1, iatt.type, iatt.mode & 0o7777, iatt.nlink, iatt.uid, iatt.gid, iatt.size,
+                iatt.used, iatt.rdev_major, iatt.rdev_minor, fsid,
+                ino32(iatt.ino) if enable_ino32 else iatt.ino,
+                (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32, mtime % _NS,
+                (ctime // _NS) & _U32, ctime % _NS,
+                1, 52, fh[:20], gfid, fh[36:52])
+
+
+def _fattr3(fsid: int, enable_ino32: bool, iatt) -> bytes:
+    """post_op_attr TRUE + fattr3, as AttrMapper.post_op encodes."""
+    atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
+    return _FATTR3_FOLLOWS.pack(
+        1, iatt.type, iatt.mode & 0o7777, iatt.nlink, iatt.uid, iatt.gid, iatt.size, iatt.used,
+        iatt.rdev_major, iatt.rdev_minor, fsid, ino32(iatt.ino) if enable_ino32 else iatt.ino,
+        (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32, mtime % _NS,
+        (ctime // _NS) & _U32, ctime % _NS)
+
+
+def plus_reply(dir_attributes, verf: bytes, entries: list[bytes], eof: bool) -> Reply:
+    """READDIRPLUS3res (NFS3_OK) around entries made by `plus_entry`: the codec
+    encodes the rest with an empty list, which ends in [FALSE, eof]; the
+    entries go before those two words."""
+    head = N.READDIRPLUS3res.encode((NFS3_OK, N.READDIRPLUS3resok(
+        dir_attributes=dir_attributes, cookieverf=verf,
+        reply=N.dirlistplus3(entries=[], eof=eof))))
+    return Reply(head[:-8], b"".join(entries), head[-8:])
 
 
 def _open_listing(nfs, req, args):
@@ -191,32 +263,56 @@ def proc_readdirplus(nfs, req, args):
         raise nfs.fail(N.NFS3ERR_TOOSMALL, req, directory, "dir_attributes",
                        f"maxcount {args.maxcount} cannot hold one entry")
     mapper = directory.mapper
+    fsid, enable_ino32, fh = mapper.fsid, mapper.enable_ino32, directory.fh
+    fh_export, fh_mount = fh[:20], fh[36:52]     # a child's handle: these around its gfid
+    full_packs = _FULL
     at_root = directory.gfid == directory.export.root_gfid
-    self_attrs = nfs.stat_or_none(req, directory)
+    own: list = []      # the directory's own attributes, for '.' (and '..' at the root)
     used, dir_used, admitted = FIXED_REPLY, 0, 0
 
     def admit(dirent):
         nonlocal used, dir_used, admitted
         name = dirent.name
+        iatt = dirent.iatt
+        n = len(name)
+        padded = (n + 3) & ~3
+        if iatt is not None and name != b"." and name != b"..":
+            # nearly every entry: attributes and a handle (plus_entry, inlined)
+            cost = FULL_ENTRY_FIXED + padded
+            dir_cost = DIR_INFO_FIXED + padded
+            if used + cost > maxcount or (admitted and dir_used + dir_cost > dircount):
+                return None
+            used += cost
+            dir_used += dir_cost
+            admitted += 1
+            seen_append((iatt, name))
+            pack = full_packs.get(n) or _packer(_FULL, n, _FULL_TAIL)
+            ino = iatt.ino
+            atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
+            return pack(1, ino32(dirent.ino) if enable_ino32 else dirent.ino, n, name,
+                        dirent.cookie, 1, iatt.type, iatt.mode & 0o7777, iatt.nlink, iatt.uid,
+                        iatt.gid, iatt.size, iatt.used, iatt.rdev_major, iatt.rdev_minor, fsid,
+                        ino32(ino) if enable_ino32 else ino,
+                        (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32, mtime % _NS,
+                        (ctime // _NS) & _U32, ctime % _NS, 1, 52, fh_export, iatt.gfid, fh_mount)
         if name == b"." or (name == b".." and at_root):
-            iatt, gfid = self_attrs, directory.gfid   # never a handle above the export
+            if not own:
+                own.append(nfs.stat_or_none(req, directory))
+            iatt, gfid = own[0], directory.gfid   # never a handle above the export
         else:
-            iatt = dirent.iatt
             gfid = iatt.gfid if iatt is not None else None
-        cost = ENTRY_FIXED + _padded(name) + (PLUS_ATTRS if iatt is not None else 4) + \
+        cost = ENTRY_FIXED + padded + (PLUS_ATTRS if iatt is not None else 4) + \
             (PLUS_HANDLE if gfid is not None else 4)
-        dir_cost = DIR_INFO_FIXED + _padded(name)
+        dir_cost = DIR_INFO_FIXED + padded
         if used + cost > maxcount or (admitted and dir_used + dir_cost > dircount):
             return None
         used += cost
         dir_used += dir_cost
         admitted += 1
         if iatt is not None and name not in (b".", b".."):
-            seen.append((iatt, name))
-        handle = (True, _NFS_FH3(data=directory.child_fh(gfid))) if gfid is not None \
-            else (False, None)
-        return _ENTRYPLUS3(fileid=_fileid(directory, dirent), name=name, cookie=dirent.cookie,
-                           name_attributes=mapper.post_op(iatt), name_handle=handle)
+            seen_append((iatt, name))
+        return plus_entry(fsid, enable_ino32, fh, _fileid(directory, dirent), name,
+                          dirent.cookie, iatt, gfid)
 
     def room():
         return max(maxcount - used, 1)
@@ -228,6 +324,7 @@ def proc_readdirplus(nfs, req, args):
                 and dir_used + DIR_INFO_FIXED + 4 <= dircount)
 
     seen: list = []     # (iatt, name) of the entries sent, for the inode table
+    seen_append = seen.append
     try:
         with closing(_batches(nfs, req, directory, args.cookie, room, True)) as batches:
             out, eof = _collect(batches, admit, has_room)
@@ -236,9 +333,7 @@ def proc_readdirplus(nfs, req, args):
     if not out and not eof:
         raise nfs.fail(N.NFS3ERR_TOOSMALL, req, directory, "dir_attributes",
                        f"maxcount {args.maxcount} cannot hold the next entry")
-    attrs = mapper.post_op(nfs.stat_or_none(req, directory))
-    return (NFS3_OK, N.READDIRPLUS3resok(dir_attributes=attrs, cookieverf=verf,
-                                         reply=N.dirlistplus3(entries=out, eof=eof)))
+    return plus_reply(mapper.post_op(nfs.stat_or_none(req, directory)), verf, out, eof)
 
 
 PROCS = {"READDIR": proc_readdir, "READDIRPLUS": proc_readdirplus}

@@ -58,8 +58,9 @@ from collections import OrderedDict
 from glusterfsd.xlator import ROOT_GFID
 from xlators.storage.dir_cache import DirFdCache
 from xlators.storage.gfid_layout import (GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN_DIR, Obj,
-                                         dir_link_text, entry_path, gfid_str, parse_dir_link,
+                                         dir_link_text, gfid_str, parse_dir_link,
                                          proc_path, stale)
+from xlators.storage import index_dirs
 from xlators.storage.identity import Identity
 from xlators.storage.metadata_sync import fsync_dir_at
 
@@ -71,7 +72,8 @@ _O_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _entry_path(gfid: bytes) -> bytes:
-    """`gfid_layout.entry_path` without building a uuid.UUID (a listing asks per entry)."""
+    """`gfid_layout.entry_path` without building a uuid.UUID (a listing asks
+    per entry; every create and remove several times)."""
     h = gfid.hex()
     return f"{h[0:2]}/{h[2:4]}/{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}".encode()
 
@@ -129,6 +131,7 @@ class GfidIndex:
                 pass
             self.index_fd = os.open(HIDDEN_DIR, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                                     dir_fd=self.root_fd)
+            index_dirs.make_top_dirs(self.index_fd, self.sync_metadata)
             self._write_dir_link(ROOT_GFID, b"../../..")
 
     def _choose_xattr_key(self) -> str:
@@ -165,9 +168,14 @@ class GfidIndex:
         if self.sync_metadata:
             fsync_dir_at(dir_fd, name)
 
+    def make_all_buckets(self) -> int:
+        """Make every `.glusterfs/xx/yy` now (option index-buckets all)."""
+        with self.identity.as_root():
+            return index_dirs.make_all_buckets(self.index_fd, self.sync_metadata)
+
     def sync_entry_dir(self, gfid: bytes) -> None:
         """fsync the index directory that holds (or held) gfid's entry."""
-        bucket = entry_path(gfid).rsplit(b"/", 1)[0]
+        bucket = _entry_path(gfid).rsplit(b"/", 1)[0]
         with self.identity.as_root():
             fsync_dir_at(self.index_fd, bucket)
 
@@ -296,7 +304,7 @@ class GfidIndex:
 
     def _resolve(self, gfid: bytes) -> Obj:
         try:
-            fd = os.open(entry_path(gfid), _O_PATH_NOFOLLOW, dir_fd=self.index_fd)
+            fd = os.open(_entry_path(gfid), _O_PATH_NOFOLLOW, dir_fd=self.index_fd)
         except FileNotFoundError:
             raise stale(gfid) from None
         try:
@@ -341,7 +349,7 @@ class GfidIndex:
                     base = cached.fd
                     break
             try:
-                text = os.readlink(entry_path(current), dir_fd=self.index_fd)
+                text = os.readlink(_entry_path(current), dir_fd=self.index_fd)
             except FileNotFoundError:
                 raise stale(gfid, f"ancestor {gfid_str(current)} has no index entry") from None
             except OSError as err:
@@ -380,55 +388,69 @@ class GfidIndex:
             return ROOT_GFID
         with self.identity.as_root():
             try:
-                parsed = parse_dir_link(os.readlink(entry_path(gfid), dir_fd=self.index_fd))
+                parsed = parse_dir_link(os.readlink(_entry_path(gfid), dir_fd=self.index_fd))
             except FileNotFoundError:
                 raise stale(gfid) from None
         return ROOT_GFID if parsed is None else parsed[0]
 
     # --- keeping the index in step ----------------------------------------
     def _mkdirs_for(self, gfid: bytes, durable: bool = True) -> None:
-        """Make the xx and xx/yy index directories of a gfid.  `durable` (an
-        entry op is filing a new entry) also commits each one made, under
-        metadata-sync; healing on lookup does not need to (it heals again)."""
-        text = gfid_str(gfid).encode()
-        for parent, sub in ((b".", text[0:2]), (text[0:2], text[0:2] + b"/" + text[2:4])):
-            try:
-                os.mkdir(sub, 0o700, dir_fd=self.index_fd)
-                if durable:
-                    self._synced_mkdir_parent(self.index_fd, parent)
-            except FileExistsError:
-                pass
+        """Make the xx/yy index directory of a gfid (and xx, which `open`
+        normally made already; see `index_dirs`), after filing an entry found
+        it missing.  `durable` (an entry op is filing a new entry) also
+        commits them under metadata-sync `on`, even when a concurrent op made
+        one first (its commit may still be to come); healing on lookup does
+        not need to (it heals again).  Under `journal` the op's one fsync,
+        which comes after, commits them."""
+        bucket = _entry_path(gfid)[:5]
+        top = bucket[:2]
+        try:
+            os.mkdir(bucket, 0o700, dir_fd=self.index_fd)
+        except FileExistsError:
+            pass  # another op made it just now and may not have committed it yet
+        except FileNotFoundError:  # xx is missing too (removed behind our back)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(top, 0o700, dir_fd=self.index_fd)
+            if durable:
+                self._synced_mkdir_parent(self.index_fd, b".")
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(bucket, 0o700, dir_fd=self.index_fd)
+        if durable:  # called only when the entry's bucket was missing: commit it here
+            self._synced_mkdir_parent(self.index_fd, top)
 
     def add_nondir(self, gfid: bytes, fd: int) -> None:
         """Hard-link the object open as `fd` under its gfid (fresh objects)."""
         with self.identity.as_root(), self.locked(gfid):
             try:
-                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
+                os.link(proc_path(fd), _entry_path(gfid), dst_dir_fd=self.index_fd,
                         follow_symlinks=True)
             except FileNotFoundError:  # first entry under this xx/yy
                 self._mkdirs_for(gfid)
-                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
+                os.link(proc_path(fd), _entry_path(gfid), dst_dir_fd=self.index_fd,
                         follow_symlinks=True)
 
-    def add_dir(self, gfid: bytes, parent: bytes, name: bytes) -> None:
+    def add_dir(self, gfid: bytes, parent: bytes, name: bytes) -> bool:
+        """File a directory's entry; False when it already read so."""
         with self.identity.as_root(), self.locked(gfid):
-            self._write_dir_link(gfid, dir_link_text(parent, name))
+            return self._write_dir_link(gfid, dir_link_text(parent, name))
 
-    def move_dir(self, gfid: bytes, parent: bytes, name: bytes) -> None:
-        """A directory was renamed: point its entry at the new parent and name."""
+    def move_dir(self, gfid: bytes, parent: bytes, name: bytes) -> bool:
+        """A directory was renamed: point its entry at the new parent and name
+        (False: the entry was already right, nothing was written)."""
         self._unverify(gfid)
-        self.add_dir(gfid, parent, name)
+        return self.add_dir(gfid, parent, name)
 
-    def _write_dir_link(self, gfid: bytes, text: bytes, durable: bool = True) -> None:
-        """Create or atomically replace a directory's symlink entry."""
-        path = entry_path(gfid)
+    def _write_dir_link(self, gfid: bytes, text: bytes, durable: bool = True) -> bool:
+        """Create or atomically replace a directory's symlink entry (False:
+        it already held `text`)."""
+        path = _entry_path(gfid)
         try:
             if os.readlink(path, dir_fd=self.index_fd) == text:
-                return
+                return False
         except FileNotFoundError:
             try:
                 os.symlink(text, path, dir_fd=self.index_fd)
-                return
+                return True
             except FileNotFoundError:
                 self._mkdirs_for(gfid, durable)
             except FileExistsError:
@@ -441,6 +463,7 @@ class GfidIndex:
             os.unlink(temp, dir_fd=self.index_fd)
         os.symlink(text, temp, dir_fd=self.index_fd)
         os.rename(temp, path, src_dir_fd=self.index_fd, dst_dir_fd=self.index_fd)
+        return True
 
     def remove_dir(self, gfid: bytes) -> None:
         """A directory was removed: its gfid becomes unknown."""
@@ -448,21 +471,21 @@ class GfidIndex:
         self._unverify(gfid)
         with self.identity.as_root(), self.locked(gfid):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
+                os.unlink(_entry_path(gfid), dir_fd=self.index_fd)
 
     def drop_if_unlinked(self, gfid: bytes) -> bool:
         """After a name of a non-directory went away: if only the index link is
         left, remove it (the gfid is gone).  True when it was removed."""
         with self.identity.as_root(), self.locked(gfid):
             try:
-                st = os.stat(entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+                st = os.stat(_entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
             except FileNotFoundError:
                 return True
             if st.st_nlink > 1:
                 return False
             self._unverify(gfid)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
+                os.unlink(_entry_path(gfid), dir_fd=self.index_fd)
             return True
 
     def _remove_orphan(self, gfid: bytes) -> None:
@@ -536,7 +559,7 @@ class GfidIndex:
         """How gfid's index entry relates to obj: 'missing', 'ours' (correct),
         'stale' (names nothing alive, or obj before a rename), 'other' (another
         live object holds the gfid)."""
-        path = entry_path(gfid)
+        path = _entry_path(gfid)
         try:
             st = os.stat(path, dir_fd=self.index_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -568,7 +591,7 @@ class GfidIndex:
             self._write_dir_link(gfid, dir_link_text(parent, name), durable=False)
             return
         self._mkdirs_for(gfid, durable=False)
-        path = entry_path(gfid)
+        path = _entry_path(gfid)
         temp = path + b".%d.tmp" % threading.get_ident()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=self.index_fd)

@@ -24,11 +24,13 @@ import weakref
 
 from glusterfsd.options import Option, OptionError
 from glusterfsd.xlator import register
+from xlators.storage import fs_journal, metadata_sync
 from xlators.storage.dir_locks import DirLocks
 from xlators.storage.fd_cache import FdCache
 from xlators.storage.gfid_index import GfidIndex
 from xlators.storage.gfid_layout import GFID_XATTR, gfid_str, proc_path
 from xlators.storage.identity import Identity
+from xlators.storage.posix_dir import DirFops
 from xlators.storage.posix_entry import EntryFops
 from xlators.storage.posix_inode import InodeFops
 from xlators.storage.posix_io import IoFops
@@ -39,7 +41,7 @@ _ID_MAX = 0xFFFFFFFE
 
 
 @register
-class PosixXlator(EntryFops, InodeFops, IoFops):
+class PosixXlator(EntryFops, InodeFops, IoFops, DirFops):
     type_name = "storage/posix"
     children_range = (0, 0)
     options = (
@@ -61,12 +63,24 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
                "directory descriptors are kept to resolve gfids without walking the index."),
         Option("max-hardlinks", "int", "100", min=0, max=0xFFFFFFFF, description="LINK fails "
                "with EMLINK once a file has this many names (0: no limit), as GlusterFS's posix."),
-        Option("metadata-sync", "bool", "on", description="Commit every entry operation "
-               "(create, mkdir, symlink, mknod, link, unlink, rmdir, rename) to stable storage "
-               "before it returns: fsync of the changed directories, of new files and "
-               "directories, and of the gfid index directories touched, as RFC 1813 asks and "
-               "knfsd does.  Off trades that durability for speed: a server crash may then "
-               "lose entries a client was told exist (or bring back removed ones)."),
+        Option("metadata-sync", "choice", "on", choices=metadata_sync.CHOICES,
+               description="How every entry operation (create, mkdir, symlink, mknod, link, "
+               "unlink, rmdir, rename) is committed to stable storage before it returns, as "
+               "RFC 1813 asks and knfsd does.  on: fsync of each changed directory, new file "
+               "and directory and gfid index directory (any file system).  journal: the same "
+               "guarantee with ONE fsync per operation, of the object it changed last, which "
+               "commits the file system's whole metadata journal in order; used only where "
+               "that was verified at start (xfs; ext4 with a journal and without fast_commit, "
+               "its superblock readable), else it acts as on and says so in the log.  off: no "
+               "fsync; faster, but a server crash may lose entries a client was told exist "
+               "(or bring back removed ones).  yes/no/true/false mean on/off."),
+        Option("index-buckets", "choice", "lazy", choices=("lazy", "all"),
+               description="When the gfid index directories .glusterfs/xx/yy are made.  lazy: "
+               "by the first entry op that needs one, as GlusterFS does (that op then also "
+               "pays a mkdir and, under metadata-sync on, one more fsync).  all: all 65536 at "
+               "start, once per store (seconds the first time; on ext4 about 256 MiB, a block "
+               "per directory), so no entry op makes one.  The 256 xx directories are always "
+               "made at start."),
         Option("brick-uid", "int", min=0, max=_ID_MAX, description="Owner uid the directory "
                "is given at start (GlusterFS's storage.owner-uid)."),
         Option("brick-gid", "int", min=0, max=_ID_MAX, description="Owner gid the directory "
@@ -84,6 +98,7 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
     # --- lifecycle ----------------------------------------------------------------
     def init(self) -> None:
         self.directory = self._check_directory(self._value("directory"))
+        self._journal_check = None  # (verified, why), made once when `journal` is asked for
         self._apply_options()
         self.identity = Identity()
         if self.identity.enabled:
@@ -93,13 +108,18 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
                              "identities and root-squash cannot be enforced", os.geteuid())
         fd_size, dir_size = self._fit_descriptor_budget()
         self.dir_locks = DirLocks()
-        self.index = GfidIndex(self.directory, self.identity, dir_size, self.metadata_sync)
+        self.index = GfidIndex(self.directory, self.identity, dir_size,
+                               self.metadata_sync == metadata_sync.ON)
         try:
             self.index.open()
         except OSError as err:
             self.index.close()
             raise OptionError("directory", f"option 'directory': {err.strerror or err}") from None
         try:
+            if self._value("index-buckets") == "all":
+                made = self.index.make_all_buckets()
+                if made:
+                    self.log.info("made %d gfid index directories (index-buckets all)", made)
             self.volume_id = self._volume_id()
             self._set_brick_owner()
         except BaseException:
@@ -136,10 +156,27 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
         self.anon_uid = int(self._value("anonymous-uid"))
         self.anon_gid = int(self._value("anonymous-gid"))
         self.max_hardlinks = int(self._value("max-hardlinks"))
-        self.metadata_sync = bool(self._value("metadata-sync"))
+        self.metadata_sync = self._sync_mode(metadata_sync.mode_of(self._value("metadata-sync")))
         index = getattr(self, "index", None)
         if index is not None:
-            index.sync_metadata = self.metadata_sync
+            index.sync_metadata = self.metadata_sync == metadata_sync.ON
+
+    def _sync_mode(self, wanted: str) -> str:
+        """The metadata-sync mode in effect: `journal` only where one fsync
+        was verified to commit all earlier metadata (see fs_journal)."""
+        if wanted != metadata_sync.JOURNAL:
+            return wanted
+        if self._journal_check is None:
+            try:
+                self._journal_check = fs_journal.check(self.directory)
+            except OSError as err:
+                self._journal_check = (False, f"cannot check: {err.strerror or err}")
+            verified, why = self._journal_check
+            if verified:
+                self.log.info("metadata-sync journal: one fsync per entry op (%s)", why)
+            else:
+                self.log.warning("metadata-sync journal not safe here (%s): using on", why)
+        return metadata_sync.JOURNAL if self._journal_check[0] else metadata_sync.ON
 
     def _fit_descriptor_budget(self) -> tuple[int, int]:
         """Keep the two descriptor caches within half of RLIMIT_NOFILE, so the
@@ -188,7 +225,7 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
         self._apply_options()
         if "fd-cache-size" in changed:
             self.fd_cache.capacity = max(1, int(changed["fd-cache-size"]))
-        for key in ("directory", "volume-id", "dir-fd-cache-size"):
+        for key in ("directory", "volume-id", "dir-fd-cache-size", "index-buckets"):
             if key in changed:
                 self.log.warning("option '%s' takes effect only when the graph is rebuilt", key)
         if "brick-uid" in changed or "brick-gid" in changed:
@@ -216,6 +253,7 @@ class PosixXlator(EntryFops, InodeFops, IoFops):
             "read-only": self.read_only,
             "root-squash": self.root_squash,
             "metadata-sync": self.metadata_sync,
+            "metadata-sync-journal-check": (self._journal_check or (None, "not asked"))[1],
             "caller-identity": "per-thread fsuid/fsgid/groups" if self.identity.enabled
                                else "disabled (not root)",
             "credential-switches": self.identity.switches,

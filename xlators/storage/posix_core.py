@@ -8,8 +8,8 @@ with the option table and the lifecycle.
 Entry ops run inside `_changing(*parent_gfids)`: the parents' directory
 locks are held from their resolution (whose fstat is the wcc pre-op
 attributes) to the post-op fstat (see `dir_locks`), and after the locks are
-let go what the op changed is committed to stable storage when the option
-`metadata-sync` is on (see `metadata_sync`).
+let go what the op changed is committed to stable storage as the option
+`metadata-sync` says (see `metadata_sync`).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class PosixCore(Xlator):
     anon_uid: int = 65534
     anon_gid: int = 65534
     max_hardlinks: int = 100
-    metadata_sync: bool = True
+    metadata_sync: str = "on"  # the metadata-sync mode in effect (posix._sync_mode)
     dir_locks: DirLocks
     open_streams: weakref.WeakSet  # DirStreams of directory Fds not yet released
 
@@ -131,8 +131,8 @@ class PosixCore(Xlator):
                     objs.append(self._resolve_dir(gfid))
                     plan.add_dir(objs[-1])
                 yield objs, plan
-            if self.metadata_sync:
-                metadata_sync.commit(plan, self.identity, self.index)
+            if self.metadata_sync != metadata_sync.OFF:
+                metadata_sync.commit(plan, self.identity, self.index, self.metadata_sync)
         finally:
             for obj in objs:
                 obj.close()

@@ -10,7 +10,8 @@ Every op that changes a directory runs in `_changing` (posix_core): the
 parents are locked before they are resolved and until their post-op fstat,
 so the wcc pair describes exactly this change as far as this process goes,
 and what changed is committed to stable storage before the op returns
-(option `metadata-sync`).  Each op lists in the SyncPlan what it touched.
+(option `metadata-sync`).  Each op lists in the SyncPlan what it touched and
+names its `journal` anchor: the object changed last among what must be durable.
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class EntryFops(PosixCore):
             iatt = self._give_gfid(pobj, raw, mode, is_dir=True)
             plan.new_dirs.append((pobj, raw))
             plan.buckets.add(iatt.gfid)
+            plan.anchor = ("bucket", iatt.gfid)  # the index entry is made last
             return iatt, pre, self._fresh_iatt(pobj)
 
     def mknod(self, caller: Caller, parent: bytes, name, mode: int, rdev: int):
@@ -76,6 +78,7 @@ class EntryFops(PosixCore):
             os.mknod(raw, kind | (mode & 0o7777), device, dir_fd=pobj.fd)
             iatt = self._give_gfid(pobj, raw, mode, is_dir=False)
             plan.buckets.add(iatt.gfid)
+            plan.anchor = ("bucket", iatt.gfid)
             return iatt, pre, self._fresh_iatt(pobj)
 
     def symlink(self, caller: Caller, parent: bytes, name, target, mode: int = 0o777):
@@ -90,19 +93,21 @@ class EntryFops(PosixCore):
             os.symlink(text, raw, dir_fd=pobj.fd)
             iatt = self._give_gfid(pobj, raw, None, is_dir=False)
             plan.buckets.add(iatt.gfid)
+            plan.anchor = ("bucket", iatt.gfid)
             return iatt, pre, self._fresh_iatt(pobj)
 
     def _give_gfid(self, pobj: Obj, raw: bytes, mode: int | None, is_dir: bool) -> Iatt:
-        """A fresh object gets a new gfid and its index entry, or is removed again."""
+        """A fresh object gets a new gfid and its index entry, or is removed again.
+        The index entry is made LAST: it is the op's `journal` sync anchor."""
         try:
             with self._new_child(pobj, raw) as obj:
                 obj.gfid = self.index.assign(obj.fd, uuid.uuid4().bytes)
+                if mode is not None:
+                    self._fix_mode(obj, mode)
                 if is_dir:
                     self.index.add_dir(obj.gfid, pobj.gfid, raw)
                 else:
                     self.index.add_nondir(obj.gfid, obj.fd)
-                if mode is not None:
-                    self._fix_mode(obj, mode)
                 iatt = self._fresh_iatt(obj)
                 self.index.note_new(obj, pobj.gfid, raw)
                 return iatt
@@ -133,11 +138,14 @@ class EntryFops(PosixCore):
                     plan.nothing_changed()
                     if flags & os.O_TRUNC:
                         plan.files.append(fd)  # its size changed
+                        plan.anchor = ("file", fd)
                 else:
                     gfid = self._file_new(pobj, raw, made, mode)  # closes `made` if it fails
                     fd = made
                     plan.files.append(fd)
                     plan.buckets.add(gfid)
+                    # the index link (and any chmod) changed the file's inode last
+                    plan.anchor = ("file", fd)
                 iatt = self._iatt(os.fstat(fd), gfid)
                 post = self._fresh_iatt(pobj)
         except BaseException:
@@ -179,12 +187,13 @@ class EntryFops(PosixCore):
             if obj.is_dir:
                 raise OSError(errno.EPERM, "hard links to directories are not allowed")
             self._link_count_ok(obj.st)
-            with self._changing(newparent) as ((pobj,), _plan):
+            with self._changing(newparent) as ((pobj,), plan):
                 pre = self._iatt(pobj.st, pobj.gfid)
                 with self.index.locked(obj.gfid):
                     # linking /proc/self/fd/N (followed) links the object itself, even a
                     # symlink, without the CAP_DAC_READ_SEARCH that AT_EMPTY_PATH needs
                     os.link(obj.proc, raw, dst_dir_fd=pobj.fd, follow_symlinks=True)
+                plan.anchor = ("dir", pobj)
                 return self._fresh_iatt(obj), pre, self._fresh_iatt(pobj)
 
     # --- removing ------------------------------------------------------------------
@@ -201,8 +210,9 @@ class EntryFops(PosixCore):
             gfid = self.index.read_gfid_at(pobj.fd, raw)
             with self.index.locked(gfid):
                 os.unlink(raw, dir_fd=pobj.fd)
-                if gfid and self._forget_if_gone(gfid):
-                    plan.buckets.add(gfid)
+                plan.anchor = ("dir", pobj)
+                if gfid:  # a removed index entry needs no sync (metadata_sync: orphans)
+                    self._forget_if_gone(gfid)
             return pre, self._fresh_iatt(pobj)
 
     def rmdir(self, caller: Caller, parent: bytes, name):
@@ -218,9 +228,9 @@ class EntryFops(PosixCore):
             gfid = self.index.read_gfid_at(pobj.fd, raw)
             with self.index.locked(gfid):
                 os.rmdir(raw, dir_fd=pobj.fd)
-                if gfid:
+                plan.anchor = ("dir", pobj)
+                if gfid:  # a removed index entry needs no sync (metadata_sync)
                     self.index.remove_dir(gfid)
-                    plan.buckets.add(gfid)
             return pre, self._fresh_iatt(pobj)
 
     def _forget_if_gone(self, gfid: bytes) -> bool:
@@ -245,15 +255,16 @@ class EntryFops(PosixCore):
                 target, target_is_dir = self._peek(npobj, new)
                 with self.index.locked(src.gfid, target):
                     os.rename(old, new, src_dir_fd=opobj.fd, dst_dir_fd=npobj.fd)
-                    if src.is_dir:
-                        self.index.move_dir(src.gfid, npobj.gfid, new)
+                    plan.anchor = ("dir", npobj)  # one transaction changed both parents
+                    if src.is_dir and self.index.move_dir(src.gfid, npobj.gfid, new):
                         plan.buckets.add(src.gfid)
+                        plan.anchor = ("bucket", src.gfid)
+                    # a replaced target's removed index entry needs no sync (metadata_sync)
                     if target and target != src.gfid:
                         if target_is_dir:
                             self.index.remove_dir(target)
-                            plan.buckets.add(target)
-                        elif self._forget_if_gone(target):
-                            plan.buckets.add(target)
+                        else:
+                            self._forget_if_gone(target)
             return preold, self._fresh_iatt(opobj), prenew, self._fresh_iatt(npobj)
 
     def _peek(self, pobj: Obj, name: bytes) -> tuple[bytes | None, bool]:

@@ -1,5 +1,5 @@
-"""storage/posix fops on open files and directories: open, read, write, flush,
-fsync, release, opendir, readdir, readdirp.
+"""storage/posix fops on open files: open, read, write, flush, fsync, release
+(of file and directory Fds alike; opendir and the listings are in `posix_dir`).
 
 File data goes through the descriptor cache (`fd_cache`): `open` checks the
 caller's right to the access mode (the kernel's check, as the caller) and
@@ -26,18 +26,13 @@ import errno
 import os
 import stat as statmod
 
-from glusterfsd.xlator import IA_DIR, ROOT_GFID, Caller, Dirent, Fd, gfid_to_ino
+from glusterfsd.xlator import Caller, Fd
 from xlators.storage import syscalls
-from xlators.storage.dirstream import DT_TO_IA, DirStream, RawEntry
-from xlators.storage.gfid_layout import HIDDEN_DIR, Obj, proc_path
+from xlators.storage.gfid_layout import Obj, proc_path
 from xlators.storage.identity import ANONYMOUS_FD, Creds, is_server
 from xlators.storage.posix_core import PosixCore
 
 _ACCESS_FOR = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK, os.O_RDWR: os.R_OK | os.W_OK}
-# Bytes one entry takes in an NFSv3 reply (cookie, fileid, name length, next
-# pointer), and what READDIRPLUS adds (post_op_attr and a 52-byte handle).
-ENTRY_COST = 24
-PLUS_COST = 148
 
 
 class IoFops(PosixCore):
@@ -212,99 +207,3 @@ class IoFops(PosixCore):
                                       gone=lambda osfd: os.fstat(osfd).st_nlink <= 1)
         except Exception as err:  # release has no caller to report to
             self.log.warning("release of %s failed: %s", fd.gfid.hex(), err)
-
-    # --- directories ---------------------------------------------------------------
-    def opendir(self, caller: Caller, gfid: bytes) -> Fd:
-        self._enter(caller)
-        with self._resolve(gfid) as obj:
-            if not obj.is_dir:
-                raise OSError(errno.ENOTDIR, "opendir of a non-directory")
-            stream = DirStream(os.open(obj.proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-            self.open_streams.add(stream)  # so fini can close what was never released
-            return Fd(obj.gfid, os.O_RDONLY, is_dir=True, ctx={"stream": stream})
-
-    @staticmethod
-    def _stream(fd: Fd) -> DirStream:
-        if not fd.is_dir or "stream" not in fd.ctx:
-            raise OSError(errno.ENOTDIR, "not a directory Fd")
-        if fd.ctx.get("released"):
-            raise OSError(errno.EBADF, "Fd already released")
-        return fd.ctx["stream"]
-
-    def readdir(self, caller: Caller, fd: Fd, cookie: int, size: int):
-        self._enter(caller)
-        with self.identity.as_root():  # entry gfids are our bookkeeping, not the caller's
-            return self._list(fd, cookie, size, plus=False)
-
-    def readdirp(self, caller: Caller, fd: Fd, cookie: int, size: int):
-        self._enter(caller)
-        return self._list(fd, cookie, size, plus=True)
-
-    def _list(self, fd: Fd, cookie: int, size: int, plus: bool):
-        """Entries after `cookie` worth about `size` bytes (at least one)."""
-        if size <= 0:
-            raise OSError(errno.EINVAL, f"bad readdir size {size}")
-        stream = self._stream(fd)
-        entries: list[Dirent] = []
-        used = 0
-        with stream.lock:
-            if stream.fd < 0:
-                raise OSError(errno.EBADF, "Fd already released")
-            # a listed entry costs the reply at least ENTRY_COST (+ PLUS_COST) plus
-            # its name, its getdents record about 24 bytes plus the name
-            first_read = size // 4 if plus else size * 2
-            for raw in stream.entries_from(cookie, first_read):
-                if fd.gfid == ROOT_GFID and raw.name == HIDDEN_DIR:
-                    continue
-                dirent = self._dirent(fd.gfid, stream.fd, raw, plus)
-                if dirent is None:
-                    continue  # removed while we listed
-                cost = ENTRY_COST + len(raw.name) + (PLUS_COST if plus else 0)
-                if entries and used + cost > size:
-                    return entries, False
-                entries.append(dirent)
-                used += cost
-        return entries, True
-
-    def _vouched_dirent(self, dir_gfid: bytes, dir_fd: int, raw: RawEntry) -> Dirent | None:
-        """READDIRPLUS's common case in two syscalls (lstat and the gfid xattr,
-        both by name as the caller): an entry whose index entry this server
-        already verified.  None sends the entry down the full path (open,
-        heal), which also handles no search permission and vanished names."""
-        try:
-            st = os.stat(raw.name, dir_fd=dir_fd, follow_symlinks=False)
-        except OSError:
-            return None
-        gfid = self.index.vouched_gfid_at(dir_fd, raw.name, st, dir_gfid)
-        if gfid is None:
-            return None
-        iatt = self._iatt(st, gfid)
-        return Dirent(raw.name, raw.cookie, iatt.ino, iatt.type, iatt)
-
-    def _dirent(self, dir_gfid: bytes, dir_fd: int, raw: RawEntry, plus: bool) -> Dirent | None:
-        if raw.name in (b".", b".."):
-            gfid = dir_gfid if raw.name == b"." else self.index.parent_of_dir(dir_gfid)
-            iatt = None
-            if plus:
-                with self._resolve(gfid) as obj:
-                    iatt = self._iatt(obj.st, obj.gfid)
-            return Dirent(raw.name, raw.cookie, gfid_to_ino(gfid), IA_DIR, iatt)
-        try:
-            if plus:
-                quick = self._vouched_dirent(dir_gfid, dir_fd, raw)
-                if quick is not None:
-                    return quick
-                try:
-                    with self._child_at(dir_gfid, dir_fd, raw.name) as obj:
-                        iatt = self._iatt(obj.st, obj.gfid)
-                        return Dirent(raw.name, raw.cookie, iatt.ino, iatt.type, iatt)
-                except PermissionError:
-                    pass  # no search permission: names and inode numbers only
-            gfid = self.index.read_gfid_at(dir_fd, raw.name)
-            kind = DT_TO_IA.get(raw.d_type)
-            if gfid is None or kind is None:
-                with self.identity.as_root(), self._child_at(dir_gfid, dir_fd, raw.name) as obj:
-                    gfid, kind = obj.gfid, self._iatt(obj.st, obj.gfid).type
-            return Dirent(raw.name, raw.cookie, gfid_to_ino(gfid), kind)
-        except FileNotFoundError:
-            return None

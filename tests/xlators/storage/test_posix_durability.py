@@ -13,6 +13,7 @@ from glusterfsd.options import OptionError, OptionTable
 from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller
 from xlators.storage.dir_locks import DirLocks
 from xlators.storage.gfid_layout import entry_path
+from xlators.storage.metadata_sync import mode_of
 from storage_threads import run_in_threads
 from xlators.storage.identity import reset_thread
 from xlators.storage.posix import PosixXlator
@@ -46,9 +47,10 @@ def pub_dir(store, name=b"pub"):
 def test_create_and_mkdir_commit_the_object_its_index_entry_and_the_parent(store, synced):
     pub = pub_dir(store)
     top = store.directory
-    if entry_path(pub.gfid)[:2] != b"00":  # a fresh store has only .glusterfs/00 (the root's)
-        assert {os.path.join(top, ".glusterfs"),
-                os.path.join(top, ".glusterfs", entry_path(pub.gfid)[:2].decode())} <= synced
+    if entry_path(pub.gfid)[:5] != b"00/00":  # a fresh store has only the root's xx/yy
+        # the new xx/yy is committed in its xx; xx itself was made (and synced) at init
+        assert os.path.join(top, ".glusterfs", entry_path(pub.gfid)[:2].decode()) in synced
+        assert os.path.join(top, ".glusterfs") not in synced
     assert {os.path.join(top, "pub"), bucket(store, pub.gfid), top} <= synced
     synced.clear()
     fd, f, _, _ = store.create(USER, pub.gfid, b"file", os.O_RDWR, 0o600)
@@ -91,7 +93,8 @@ def test_every_entry_op_commits_its_directories(store, synced):
         assert expected <= synced, (result, synced)
         if op is cases[0][0]:
             assert bucket(store, result[0].gfid) in synced   # the symlink's index entry
-    # the last unlink and the rmdir removed index entries: those buckets were synced too
+        if op is cases[5][0]:   # the last name went: its removed index entry is not synced
+            assert bucket(store, f.gfid) not in synced
     synced.clear()
     store.mkdir(ROOT, pub.gfid, b"d", 0o755)
     d = store.lookup(ROOT, pub.gfid, b"d")
@@ -100,7 +103,7 @@ def test_every_entry_op_commits_its_directories(store, synced):
     assert {bucket(store, d.gfid), os.path.join(top, "pub"), top} <= synced
     synced.clear()
     store.rmdir(ROOT, ROOT_GFID, b"moved")
-    assert {bucket(store, d.gfid), top} <= synced
+    assert top in synced and bucket(store, d.gfid) not in synced   # a removal: see above
 
 
 def test_metadata_sync_off_syncs_nothing_and_can_be_turned_on(make_store, synced):
@@ -112,15 +115,18 @@ def test_metadata_sync_off_syncs_nothing_and_can_be_turned_on(make_store, synced
     store.rename(ROOT, pub.gfid, b"f", ROOT_GFID, b"g")
     store.unlink(ROOT, ROOT_GFID, b"g")
     assert synced == set()
-    assert store.dump_private()["metadata-sync"] is False
-    store.reconfigure({"metadata-sync": True})
+    assert store.dump_private()["metadata-sync"] == "off"
+    store.reconfigure({"metadata-sync": "on"})
     store.mkdir(ROOT, pub.gfid, b"now", 0o755)
     assert os.path.join(store.directory, "pub") in synced
 
 
-def test_metadata_sync_option_is_a_bool():
+def test_metadata_sync_option_takes_on_journal_off_and_bool_words():
     table = OptionTable(PosixXlator.options)
-    assert table.validate({"metadata-sync": "off"})["metadata-sync"] is False
+    assert table.validate({"metadata-sync": "Journal"})["metadata-sync"] == "journal"
+    assert mode_of(table.validate({"metadata-sync": "no"})["metadata-sync"]) == "off"
+    assert mode_of(table.validate({"metadata-sync": "true"})["metadata-sync"]) == "on"
+    assert mode_of(True) == "on" and mode_of(False) == "off"
     with pytest.raises(OptionError):
         table.validate({"metadata-sync": "sometimes"})
 
