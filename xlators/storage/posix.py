@@ -4,8 +4,8 @@ It answers every fop of `glusterfsd.xlator.FOPS` on the directory given by
 the `directory` option, naming objects by gfid (see `gfid_index`), running
 each fop with the caller's credentials (see `identity`), listing directories
 with kernel cookies (see `dirstream`) and keeping file descriptors open in a
-bounded cache (see `fd_cache`).  The fops themselves live in three mixins by
-concern: `posix_entry`, `posix_inode`, `posix_io`.
+bounded cache (see `fd_cache`).  The fops themselves live in four mixins by
+concern: `posix_entry`, `posix_inode`, `posix_io`, `posix_dir`.
 
 Thread-safety: fops are called from several stage threads at once.  Shared
 state is the fd cache, the directory-descriptor cache and the index

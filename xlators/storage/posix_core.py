@@ -1,7 +1,8 @@
 """State and helpers shared by the storage/posix fop groups.
 
 The fops are split by concern (`posix_entry`: names; `posix_inode`:
-attributes and xattrs; `posix_io`: open files and directory listings); each
+attributes and xattrs; `posix_io`: open files; `posix_dir`: directory
+listings); each
 group is a mixin on this core, and `posix.PosixXlator` puts them together
 with the option table and the lifecycle.
 
