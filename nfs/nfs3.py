@@ -58,7 +58,8 @@ RESFAIL_FIELDS = {
 # (RFC 1813 stable storage), so they go to the stage threads; so does a WRITE, whose
 # stability is only known from its arguments: an UNSTABLE one is as quick as a READ and
 # runs inline too (nfs3_io.INLINE_IF), FILE_SYNC ones would hold an event thread for a
-# whole fsync.
+# whole fsync.  (A page-cache write can still wait while the kernel throttles dirty pages;
+# the event thread's other connections wait with it, as they do in gnfs.)
 INLINE = ("NULL", "GETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "READDIR", "READDIRPLUS",
           "FSSTAT", "FSINFO", "PATHCONF")
 # Procedures whose replies the duplicate request cache keeps (gnfs: DRC_NON_IDEMPOTENT).
