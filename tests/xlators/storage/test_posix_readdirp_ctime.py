@@ -106,3 +106,24 @@ def test_a_copy_with_a_remembered_gfid_still_gets_its_own(make_store, export, mo
     entries = listing(store, ROOT_GFID)
     assert entries[b"orig"].iatt.gfid == original.gfid
     assert entries[b"copy"].iatt.gfid not in (None, original.gfid)
+
+
+def test_a_file_with_its_index_link_is_vouched_without_reading_the_index(make_store, export,
+                                                                         monkeypatch):
+    """After a restart (nothing remembered): a regular file with two or more links
+    (its name and its index hard link) costs no lookup in .glusterfs; a file with
+    one link (a copy made on the brick, xattrs and all) is still checked, and healed."""
+    import shutil
+    store = make_store()
+    fd, original, _, _ = store.create(ROOT, ROOT_GFID, b"orig", os.O_RDWR, 0o644)
+    store.release(fd)
+    shutil.copy2(os.path.join(export, "orig"), os.path.join(export, "copy"))  # one link
+    restarted = make_store(directory=export)
+    looked = []
+    real = restarted.index._entry_is
+    monkeypatch.setattr(restarted.index, "_entry_is",
+                        lambda gfid, key: looked.append(gfid) or real(gfid, key))
+    entries = listing(restarted, ROOT_GFID)
+    assert entries[b"orig"].iatt.gfid == original.gfid
+    assert looked == [original.gfid]                 # only for the copy, which carries it
+    assert entries[b"copy"].iatt.gfid not in (None, original.gfid)
