@@ -38,14 +38,15 @@ def _real_dentry(gfid: bytes, parent: bytes, name: bytes) -> bool:
 
 
 class Inode:
-    """One object: its type, last seen attributes, and the dentry it was last reached by."""
+    """One object: its type and the dentry it was last reached by.  No attributes:
+    every reply takes fresh ones from the storage, so keeping the last seen would
+    only cost a lock per call (and memory per inode)."""
 
-    __slots__ = ("gfid", "type", "iatt", "parent", "name", "pinned")
+    __slots__ = ("gfid", "type", "parent", "name", "pinned")
 
     def __init__(self, gfid: bytes, type_: int):
         self.gfid = gfid
         self.type = type_
-        self.iatt: Iatt | None = None
         self.parent: bytes | None = None
         self.name: bytes | None = None
         self.pinned = False
@@ -136,21 +137,11 @@ class InodeTable:
         else:
             self._inodes.move_to_end(gfid)
             inode.type = iatt.type
-        inode.iatt = iatt
         if pin:
             inode.pinned = True
         if parent is not None and name is not None and _real_dentry(gfid, parent, name):
             self._set_dentry_locked(inode, parent, name)
         return inode
-
-    def refresh(self, iatt: Iatt | None) -> None:
-        """Keep the attributes of a known inode current (after any fop that returned them)."""
-        if iatt is None:
-            return
-        with self._lock:
-            inode = self._inodes.get(iatt.gfid)
-            if inode is not None:
-                inode.iatt = iatt
 
     def unlink(self, parent: bytes, name: bytes) -> bytes | None:
         """Forget a dentry; returns the child gfid it pointed to (if known)."""

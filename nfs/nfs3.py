@@ -126,7 +126,6 @@ class Nfs3:
             if err.errno in _GONE:
                 raise self.gone(target) from None
             raise
-        target.inodes.refresh(iatt)
         return iatt
 
     def stat_or_none(self, req, target: Target) -> Iatt | None:
@@ -256,7 +255,6 @@ def proc_setattr(nfs: Nfs3, req, args):
             raise nfs.gone(target) from None
         raise NfsError(nfsstat3_for_errno(err.errno), str(err),
                        obj_wcc=mapper.wcc(None, nfs.stat_or_none(req, target))) from None
-    target.inodes.refresh(post)
     return (NFS3_OK, N.SETATTR3resok(obj_wcc=mapper.wcc(pre, post)))
 
 

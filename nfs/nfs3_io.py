@@ -86,7 +86,6 @@ def proc_read(nfs, req, args):
                        file_attributes=mapper.post_op(nfs.stat_or_none(req, target))) from None
     if post.nlink == 0:
         raise nfs.gone(target)
-    target.inodes.refresh(post)
     size = len(data)
     head = _READ_HEAD.pack(NFS3_OK, 1, *mapper.fattr3_fields(post), size,
                            offset + size >= post.size, size)
@@ -191,11 +190,9 @@ def _sync_failed(nfs, req, target, err: OSError, data_at_risk: bool) -> NfsError
 
 
 def _still_there(nfs, target, post) -> None:
-    """After a WRITE or COMMIT worked: STALE if the file was unlinked meanwhile,
-    else its fresh attributes go to the inode table."""
+    """After a WRITE or COMMIT worked: STALE if the file was unlinked meanwhile."""
     if post.nlink == 0:
         raise nfs.gone(target)
-    target.inodes.refresh(post)
 
 
 PROCS = {"READ": proc_read, "WRITE": proc_write, "COMMIT": proc_commit}
