@@ -298,7 +298,8 @@ def proc_access(nfs: Nfs3, req, args):
             (os.R_OK, ACCESS_READ),
             (os.W_OK, ACCESS_MODIFY | ACCESS_EXTEND | (ACCESS_DELETE if is_dir else 0)),
             (os.X_OK, ACCESS_LOOKUP if is_dir else ACCESS_EXECUTE),
-        ) if wanted & bits]
+        ) if wanted & bits and (is_dir or mask != os.X_OK or iatt.mode & 0o111)]
+        # (a file with no execute bit at all is executable by nobody, root included)
         if len(per_right) > 1 and _may(nfs, req, target, sum(m for m, _ in per_right)):
             for _mask, bits in per_right:   # all of them at once: the usual answer, one check
                 granted |= wanted & bits

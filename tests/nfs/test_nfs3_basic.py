@@ -159,6 +159,13 @@ def test_access_bits_follow_mode_for_a_user(server, root, nfs):
         assert user.call("ACCESS", object=fh3(script), access=0x20)[1].access == 0x20
 
 
+def test_access_gives_nobody_execute_on_a_file_without_x_bits(server, root, nfs):
+    plain = nfs.new_file(root, b"plain", b"x", mode=0o666)
+    assert nfs.call("ACCESS", object=fh3(plain), access=ALL)[1].access == 0x01 | 0x04 | 0x08
+    with server.client(uid=1000, gid=1000) as user:
+        assert user.call("ACCESS", object=fh3(plain), access=ALL)[1].access == 0x01 | 0x04 | 0x08
+
+
 def test_access_granted_in_one_check_still_maps_rights_per_type(server, root, nfs):
     """All rights at once (one check): a file gets no LOOKUP or DELETE bit, a
     directory no EXECUTE bit, whatever the client asked."""
