@@ -41,3 +41,29 @@ def store(make_store):
 def export(store):
     """The export directory's path, for changes made behind the server's back."""
     return store.directory
+
+
+def _record_fsyncs(monkeypatch, note) -> None:
+    """Make os.fsync note the path of every descriptor it syncs, then sync it."""
+    real = os.fsync
+
+    def recording(fd):
+        note(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", recording)
+
+
+@pytest.fixture
+def fsyncs(monkeypatch):
+    """Every fsync issued while the test runs, in order (paths, repeats kept)."""
+    seen: list[str] = []
+    _record_fsyncs(monkeypatch, seen.append)
+    return seen
+
+
+@pytest.fixture
+def synced(monkeypatch):
+    """The paths of everything fsync'd while the test runs (a set)."""
+    seen: set[str] = set()
+    _record_fsyncs(monkeypatch, seen.add)
+    return seen

@@ -16,19 +16,6 @@ from xlators.storage.gfid_layout import entry_path
 USER = Caller(1000, 1000, (1000,))
 
 
-@pytest.fixture
-def fsyncs(monkeypatch):
-    """Every fsync issued while the test runs, in order (paths, repeats kept)."""
-    seen: list[str] = []
-    real = os.fsync
-
-    def recording(fd):
-        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
-        return real(fd)
-    monkeypatch.setattr(os, "fsync", recording)
-    return seen
-
-
 def _journal_fs(monkeypatch, verified: bool):
     why = "pretend xfs" if verified else "pretend ext4 without a journal"
     monkeypatch.setattr(fs_journal, "check", lambda path: (verified, why))

@@ -21,19 +21,6 @@ from xlators.storage.posix import PosixXlator
 USER = Caller(1000, 1000, (1000,))
 
 
-@pytest.fixture
-def synced(monkeypatch):
-    """The paths of everything fsync'd while the test runs (set of str)."""
-    seen: set[str] = set()
-    real = os.fsync
-
-    def recording(fd):
-        seen.add(os.readlink(f"/proc/self/fd/{fd}"))
-        return real(fd)
-    monkeypatch.setattr(os, "fsync", recording)
-    return seen
-
-
 def bucket(store, gfid: bytes) -> str:
     return os.path.join(store.directory, ".glusterfs", entry_path(gfid).decode().rsplit("/", 1)[0])
 

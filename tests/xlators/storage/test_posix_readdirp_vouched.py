@@ -11,18 +11,7 @@ from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID
 from xlators.storage import dirstream
 from xlators.storage.gfid_layout import entry_path
 
-
-def listing(store, gfid, size=4096):
-    out, cookie = {}, 0
-    for _ in range(10_000):
-        fd = store.opendir(ROOT, gfid)
-        entries, eof = store.readdirp(ROOT, fd, cookie, size)
-        store.release(fd)
-        out.update((e.name, e) for e in entries)
-        if eof:
-            return out
-        cookie = entries[-1].cookie
-    raise AssertionError("listing did not end")
+from storage_listing import listing
 
 
 def make_files(store, parent, count):
