@@ -21,6 +21,7 @@ from collections import OrderedDict
 from typing import Callable, Iterator
 
 Key = tuple[bytes, int]  # (gfid, O_RDONLY | O_WRONLY | O_RDWR)
+_ANY_ACCESS = (os.O_RDWR, os.O_RDONLY, os.O_WRONLY)
 
 
 class _Entry:
@@ -111,6 +112,18 @@ class FdCache:
             entry.pins += 1
         self._close_all(closing)
         return entry
+
+    def pin_cached(self, gfid: bytes) -> _Entry | None:
+        """A descriptor of gfid already in the cache (any access mode), pinned as
+        `pin` does; None when none is, and then nothing is opened."""
+        with self._lock:
+            for acc in _ANY_ACCESS:
+                entry = self._entries.get((gfid, acc))
+                if entry is not None and not entry.doomed:
+                    entry.pins += 1
+                    self.hits += 1
+                    return entry
+        return None
 
     def unpin(self, entry: _Entry) -> None:
         with self._lock:

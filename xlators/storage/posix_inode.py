@@ -47,7 +47,15 @@ class InodeFops(PosixCore):
 
     def stat(self, caller: Caller, gfid: bytes) -> Iatt:
         self._enter(caller)
-        with self._resolve(gfid) as obj:
+        entry = self.fd_cache.pin_cached(gfid)
+        if entry is not None:   # an open file (READ/WRITE keep them): fstat, no path walk
+            try:
+                st = os.fstat(entry.fd)
+            finally:
+                self.fd_cache.unpin(entry)
+            if st.st_nlink > 1:   # a user name besides the index link: it is still there
+                return self._iatt(st, gfid)
+        with self._resolve(gfid) as obj:   # also what reports a removed file (ESTALE)
             return self._iatt(obj.st, obj.gfid)
 
     def setattr(self, caller: Caller, gfid: bytes, attr: SetAttr):

@@ -112,3 +112,16 @@ def test_reopen_failure_propagates(files):
         with cache.use(gfid(9), os.O_RDONLY):
             pass
     assert info.value.errno == errno.ESTALE and len(cache) == 0
+
+
+def test_pin_cached_never_opens_and_skips_evicted_descriptors(files):
+    cache, opened = make_cache(files, capacity=1)
+    assert cache.pin_cached(gfid(0)) is None and opened == []     # nothing cached: no reopen
+    first = cache.pin(gfid(0), os.O_RDONLY)
+    held = cache.pin_cached(gfid(0))
+    assert held is first and first.pins == 2
+    cache.unpin(held)
+    cache.unpin(cache.pin(gfid(1), os.O_RDONLY))                  # evicts gfid 0 (still pinned)
+    assert first.doomed and cache.pin_cached(gfid(0)) is None
+    cache.unpin(first)
+    assert not is_open(first.fd)

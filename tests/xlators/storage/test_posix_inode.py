@@ -36,6 +36,30 @@ def test_stat_matches_the_disk(store, export):
     assert errno_of(store.stat, ROOT, b"\x11" * 16) == errno.ESTALE
 
 
+def test_stat_of_an_open_file_uses_its_descriptor_and_still_sees_removal(store, export,
+                                                                           monkeypatch):
+    """A file the fd cache holds open is stat'ed through that descriptor (no path
+    walk in the index); one whose names are gone, even behind the server's back,
+    still answers ESTALE through the index, as one that is not open does."""
+    fd, f, _, _ = store.create(ROOT, ROOT_GFID, b"open", os.O_RDWR, 0o644)
+    store.write(ROOT, fd, 0, b"abc", 0)
+    walked = []
+    real = store.index.resolve
+    monkeypatch.setattr(store.index, "resolve", lambda gfid: walked.append(gfid) or real(gfid))
+    iatt = store.stat(ROOT, f.gfid)
+    assert walked == [] and (iatt.size, iatt.nlink, iatt.gfid) == (3, 1, f.gfid)
+    assert iatt == real_stat(store, real, f.gfid)
+    os.unlink(os.path.join(export, "open"))                      # behind the server's back
+    assert errno_of(store.stat, ROOT, f.gfid) == errno.ESTALE
+    assert walked == [f.gfid]
+    store.release(fd)
+
+
+def real_stat(store, resolve, gfid):
+    with resolve(gfid) as obj:
+        return store._iatt(obj.st, obj.gfid)
+
+
 def test_setattr_mode_owner_size(store, export):
     f = new_file(store, data=b"0123456789")
     pre, post = store.setattr(ROOT, f.gfid, SetAttr(mode=0o4711, uid=1234, gid=5678, size=3))
