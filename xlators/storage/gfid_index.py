@@ -58,7 +58,7 @@ from collections import OrderedDict
 from glusterfsd.xlator import ROOT_GFID
 from xlators.storage.dir_cache import DirFdCache
 from xlators.storage.gfid_layout import (GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN_DIR, Obj,
-                                         dir_link_text, gfid_str, parse_dir_link,
+                                         dir_link_text, entry_path, gfid_str, parse_dir_link,
                                          proc_path, stale)
 from xlators.storage import index_dirs
 from xlators.storage.identity import Identity
@@ -69,13 +69,6 @@ _STRIPES = 64
 VERIFIED_MAX = 65536  # entries of the "index entry checked" memo
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _entry_path(gfid: bytes) -> bytes:
-    """`gfid_layout.entry_path` without building a uuid.UUID (a listing asks
-    per entry; every create and remove several times)."""
-    h = gfid.hex()
-    return f"{h[0:2]}/{h[2:4]}/{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}".encode()
 
 
 def _obj_of(gfid: bytes, fd: int) -> Obj:
@@ -175,7 +168,7 @@ class GfidIndex:
 
     def sync_entry_dir(self, gfid: bytes) -> None:
         """fsync the index directory that holds (or held) gfid's entry."""
-        bucket = _entry_path(gfid).rsplit(b"/", 1)[0]
+        bucket = entry_path(gfid).rsplit(b"/", 1)[0]
         with self.identity.as_root():
             fsync_dir_at(self.index_fd, bucket)
 
@@ -274,7 +267,7 @@ class GfidIndex:
             return False
         with self.identity.as_root(), self._stripes[gfid[-1] % _STRIPES]:
             try:
-                st = os.stat(_entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+                st = os.stat(entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
             except OSError:
                 return False
             if (st.st_ino, st.st_dev) != key:
@@ -317,7 +310,7 @@ class GfidIndex:
 
     def _resolve(self, gfid: bytes) -> Obj:
         try:
-            fd = os.open(_entry_path(gfid), _O_PATH_NOFOLLOW, dir_fd=self.index_fd)
+            fd = os.open(entry_path(gfid), _O_PATH_NOFOLLOW, dir_fd=self.index_fd)
         except FileNotFoundError:
             raise stale(gfid) from None
         try:
@@ -362,7 +355,7 @@ class GfidIndex:
                     base = cached.fd
                     break
             try:
-                text = os.readlink(_entry_path(current), dir_fd=self.index_fd)
+                text = os.readlink(entry_path(current), dir_fd=self.index_fd)
             except FileNotFoundError:
                 raise stale(gfid, f"ancestor {gfid_str(current)} has no index entry") from None
             except OSError as err:
@@ -401,7 +394,7 @@ class GfidIndex:
             return ROOT_GFID
         with self.identity.as_root():
             try:
-                parsed = parse_dir_link(os.readlink(_entry_path(gfid), dir_fd=self.index_fd))
+                parsed = parse_dir_link(os.readlink(entry_path(gfid), dir_fd=self.index_fd))
             except FileNotFoundError:
                 raise stale(gfid) from None
         return ROOT_GFID if parsed is None else parsed[0]
@@ -415,7 +408,7 @@ class GfidIndex:
         one first (its commit may still be to come); healing on lookup does
         not need to (it heals again).  Under `journal` the op's one fsync,
         which comes after, commits them."""
-        bucket = _entry_path(gfid)[:5]
+        bucket = entry_path(gfid)[:5]
         top = bucket[:2]
         try:
             os.mkdir(bucket, 0o700, dir_fd=self.index_fd)
@@ -435,11 +428,11 @@ class GfidIndex:
         """Hard-link the object open as `fd` under its gfid (fresh objects)."""
         with self.identity.as_root(), self.locked(gfid):
             try:
-                os.link(proc_path(fd), _entry_path(gfid), dst_dir_fd=self.index_fd,
+                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
                         follow_symlinks=True)
             except FileNotFoundError:  # first entry under this xx/yy
                 self._mkdirs_for(gfid)
-                os.link(proc_path(fd), _entry_path(gfid), dst_dir_fd=self.index_fd,
+                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
                         follow_symlinks=True)
 
     def add_dir(self, gfid: bytes, parent: bytes, name: bytes) -> bool:
@@ -456,7 +449,7 @@ class GfidIndex:
     def _write_dir_link(self, gfid: bytes, text: bytes, durable: bool = True) -> bool:
         """Create or atomically replace a directory's symlink entry (False:
         it already held `text`)."""
-        path = _entry_path(gfid)
+        path = entry_path(gfid)
         try:
             if os.readlink(path, dir_fd=self.index_fd) == text:
                 return False
@@ -484,21 +477,21 @@ class GfidIndex:
         self._unverify(gfid)
         with self.identity.as_root(), self.locked(gfid):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(_entry_path(gfid), dir_fd=self.index_fd)
+                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
 
     def drop_if_unlinked(self, gfid: bytes) -> bool:
         """After a name of a non-directory went away: if only the index link is
         left, remove it (the gfid is gone).  True when it was removed."""
         with self.identity.as_root(), self.locked(gfid):
             try:
-                st = os.stat(_entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+                st = os.stat(entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
             except FileNotFoundError:
                 return True
             if st.st_nlink > 1:
                 return False
             self._unverify(gfid)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(_entry_path(gfid), dir_fd=self.index_fd)
+                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
             return True
 
     def _remove_orphan(self, gfid: bytes) -> None:
@@ -572,7 +565,7 @@ class GfidIndex:
         """How gfid's index entry relates to obj: 'missing', 'ours' (correct),
         'stale' (names nothing alive, or obj before a rename), 'other' (another
         live object holds the gfid)."""
-        path = _entry_path(gfid)
+        path = entry_path(gfid)
         try:
             st = os.stat(path, dir_fd=self.index_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -604,7 +597,7 @@ class GfidIndex:
             self._write_dir_link(gfid, dir_link_text(parent, name), durable=False)
             return
         self._mkdirs_for(gfid, durable=False)
-        path = _entry_path(gfid)
+        path = entry_path(gfid)
         temp = path + b".%d.tmp" % threading.get_ident()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=self.index_fd)

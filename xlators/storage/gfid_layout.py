@@ -23,7 +23,12 @@ def stale(gfid: bytes, why: str = "") -> OSError:
 
 
 def gfid_str(gfid: bytes) -> str:
-    return str(uuid.UUID(bytes=bytes(gfid)))
+    """The canonical text of a gfid (what uuid.UUID prints), without building
+    a UUID object: listings and entry ops ask for it per entry."""
+    if len(gfid) != 16:
+        raise ValueError(f"a gfid is 16 bytes, not {len(gfid)}")
+    h = bytes(gfid).hex()
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def proc_path(fd: int) -> bytes:
@@ -33,8 +38,8 @@ def proc_path(fd: int) -> bytes:
 
 def entry_path(gfid: bytes) -> bytes:
     """Where a gfid's entry lives, relative to the index directory."""
-    text = gfid_str(gfid).encode()
-    return text[0:2] + b"/" + text[2:4] + b"/" + text
+    text = gfid_str(gfid)
+    return f"{text[0:2]}/{text[2:4]}/{text}".encode()
 
 
 def dir_link_text(parent: bytes, name: bytes) -> bytes:
