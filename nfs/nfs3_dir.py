@@ -104,37 +104,23 @@ def _packer(cache: dict, length: int, tail: str):
     return made
 
 
-def plus_entry(fsid: int, enable_ino32: bool, fh: bytes, fileid: int, name: bytes, cookie: int,
-               iatt, gfid: bytes | None) -> bytes:
+def plus_entry(mapper, fh: bytes, fileid: int, name: bytes, cookie: int, iatt,
+               gfid: bytes | None) -> bytes:
     """One entryplus3 as the codec encodes it in a list (see the module doc);
     iatt None or gfid None: that part is FALSE.  `fh` is the directory's
-    handle: a child's handle is it with the child's gfid (fh.with_gfid)."""
+    handle: a child's handle is it with the child's gfid (fh.with_gfid).
+    (proc_readdirplus inlines the common case, attributes and handle.)"""
     n = len(name)
     if iatt is None or gfid is None:
         parts = [_packer(_HEAD, n, "")(1, fileid, n, name, cookie)]
-        parts.append(_FALSE if iatt is None else _fattr3(fsid, enable_ino32, iatt))
+        parts.append(_FALSE if iatt is None else
+                     _FATTR3_FOLLOWS.pack(1, *mapper.fattr3_fields(iatt)))
         parts.append(_FALSE if gfid is None else
                      _HANDLE_FOLLOWS.pack(1, 52, fh[:20], gfid, fh[36:52]))
         return b"".join(parts)
     pack = _FULL.get(n) or _packer(_FULL, n, _FULL_TAIL)
-    atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
-    return pack(1, fileid, n, name, cookie,
-                1, iatt.type, iatt.mode & 0o7777, iatt.nlink, iatt.uid, iatt.gid, iatt.size,
-                iatt.used, iatt.rdev_major, iatt.rdev_minor, fsid,
-                ino32(iatt.ino) if enable_ino32 else iatt.ino,
-                (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32, mtime % _NS,
-                (ctime // _NS) & _U32, ctime % _NS,
+    return pack(1, fileid, n, name, cookie, 1, *mapper.fattr3_fields(iatt),
                 1, 52, fh[:20], gfid, fh[36:52])
-
-
-def _fattr3(fsid: int, enable_ino32: bool, iatt) -> bytes:
-    """post_op_attr TRUE + fattr3, as AttrMapper.post_op encodes."""
-    atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
-    return _FATTR3_FOLLOWS.pack(
-        1, iatt.type, iatt.mode & 0o7777, iatt.nlink, iatt.uid, iatt.gid, iatt.size, iatt.used,
-        iatt.rdev_major, iatt.rdev_minor, fsid, ino32(iatt.ino) if enable_ino32 else iatt.ino,
-        (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32, mtime % _NS,
-        (ctime // _NS) & _U32, ctime % _NS)
 
 
 def plus_reply(dir_attributes, verf: bytes, entries: list[bytes], eof: bool) -> Reply:
@@ -311,8 +297,8 @@ def proc_readdirplus(nfs, req, args):
         admitted += 1
         if iatt is not None and name not in (b".", b".."):
             seen_append((iatt, name))
-        return plus_entry(fsid, enable_ino32, fh, _fileid(directory, dirent), name,
-                          dirent.cookie, iatt, gfid)
+        return plus_entry(mapper, fh, _fileid(directory, dirent), name, dirent.cookie, iatt,
+                          gfid)
 
     def room():
         return max(maxcount - used, 1)

@@ -33,7 +33,7 @@ def codec_reply(mapper, dir_iatt, verf, entries, eof) -> bytes:
 
 
 def hand_reply(mapper, dir_iatt, verf, entries, eof) -> bytes:
-    parts = [plus_entry(mapper.fsid, mapper.enable_ino32, DIR_FH, fileid, name, cookie, iatt, gfid)
+    parts = [plus_entry(mapper, DIR_FH, fileid, name, cookie, iatt, gfid)
              for fileid, name, cookie, iatt, gfid in entries]
     return b"".join(plus_reply(mapper.post_op(dir_iatt), verf, parts, eof).buffers)
 
