@@ -155,6 +155,7 @@ class Fd:
 
 # Every fop of the interface, in GlusterFS's order.  Signatures and results:
 #   lookup(caller, parent, name)                 -> Iatt   (name None: by gfid)
+#   lookup_with_parent(caller, parent, name)     -> (iatt, postparent)
 #   stat(caller, gfid)                           -> Iatt
 #   setattr(caller, gfid, SetAttr)               -> (pre, post)
 #   access(caller, gfid, mask)                   -> None or EACCES (mask of os.R_OK|W_OK|X_OK)
@@ -183,7 +184,7 @@ class Fd:
 #   removexattr(caller, gfid, name)              -> None
 #   listxattr(caller, gfid)                      -> list[bytes]
 FOPS = (
-    "lookup", "stat", "setattr", "access", "readlink", "mknod", "mkdir", "unlink",
+    "lookup", "lookup_with_parent", "stat", "setattr", "access", "readlink", "mknod", "mkdir", "unlink",
     "rmdir", "symlink", "rename", "link", "create", "open", "read", "write",
     "flush", "fsync", "release", "opendir", "readdir", "readdirp", "statfs",
     "getxattr", "setxattr", "removexattr", "listxattr",

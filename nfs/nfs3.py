@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from dataclasses import dataclass
 
 from glusterfsd import log as gflog
 from glusterfsd.xlator import IA_DIR, IA_LNK, Iatt
 from nfs.fdcache import FdCache
 from nfs.inode import InodeTables
-from nfs.nfs3_attrs import N, NO_ATTR, NO_WCC, nfstime, sattr3_to_setattr, setattr_is_empty
+from nfs.nfs3_attrs import FATTR3_FORMAT, N, NO_ATTR, NO_WCC, nfstime, sattr3_to_setattr, setattr_is_empty
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno, status_name
 from nfs.resolver import HandleResolver, Target
 from rpcsvc import wire
-from rpcsvc.program import Program, RpcAuthError
+from rpcsvc.program import Program, Reply, RpcAuthError
 
 logger = gflog.get_logger("nfs3")
 
@@ -40,6 +41,12 @@ MAX_FILE_SIZE = 1 << 50       # FSINFO maxfilesize: 1 PiB, as gnfs
 OFFSET_MAX = (1 << 63) - 1    # the largest file offset the kernel takes (loff_t)
 PATHCONF_LINKMAX = 256        # as gnfs
 _GONE = (errno.ENOENT, errno.ESTALE)
+# LOOKUP3resok packed by hand (every stat and open of a path is a LOOKUP per component):
+# NFS3_OK and the handle's length, the handle and its padding, then both post_op_attrs
+# (attributes_follow TRUE + fattr3) of the object and of the directory.
+_LOOKUP_HEAD = struct.Struct(">II")
+_LOOKUP_ATTRS = struct.Struct(">I" + FATTR3_FORMAT + "I" + FATTR3_FORMAT)
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 # The fields of each procedure's resfail: those ending in _wcc are wcc_data,
 # the others post_op_attr.  GETATTR's failure carries nothing.
@@ -263,24 +270,20 @@ def proc_lookup(nfs: Nfs3, req, args):
     name = bytes(args.what.name)
     mapper = directory.mapper
     nfs.refuse_bad_name(req, directory, name, "dir_attributes")
-    xl, caller = directory.xl, req.caller
+    if name == b".." and directory.gfid == directory.export.root_gfid:
+        name = b"."          # '..' of the export root is the root itself: no way out
     try:
-        if name == b"." or (name == b".." and directory.gfid == directory.export.root_gfid):
-            # '..' of the export root is the root itself: no way out of an export.
-            obj = xl.lookup(caller, directory.gfid, b".")
-            dir_iatt = obj
-        else:
-            obj = xl.lookup(caller, directory.gfid, name)
-            dir_iatt = nfs.stat_or_none(req, directory)
+        obj, dir_iatt = directory.xl.lookup_with_parent(req.caller, directory.gfid, name)
     except OSError as err:
         if err.errno == errno.ESTALE:
             raise nfs.gone(directory) from None
         raise NfsError(nfsstat3_for_errno(err.errno), str(err),
                        dir_attributes=mapper.post_op(nfs.stat_or_none(req, directory))) from None
     directory.inodes.link(obj, directory.gfid, name)
-    return (NFS3_OK, N.LOOKUP3resok(object=N.nfs_fh3(data=directory.child_fh(obj.gfid)),
-                                    obj_attributes=mapper.post_op(obj),
-                                    dir_attributes=mapper.post_op(dir_iatt)))
+    fh = directory.child_fh(obj.gfid)
+    return Reply(_LOOKUP_HEAD.pack(NFS3_OK, len(fh)) + fh + _PADDING[len(fh) & 3]
+                 + _LOOKUP_ATTRS.pack(1, *mapper.fattr3_fields(obj),
+                                      1, *mapper.fattr3_fields(dir_iatt)))
 
 
 def proc_access(nfs: Nfs3, req, args):

@@ -2,6 +2,8 @@
 import os
 import struct
 
+import pytest
+
 
 from glusterfsd.xlator import ROOT_GFID
 from nfs import fh
@@ -122,6 +124,28 @@ def test_lookup_errors(nfs, root):
     handle = nfs.new_file(root, b"plain")
     status, res = nfs.lookup(handle, b"x")
     assert status == N.NFS3ERR_NOTDIR and res.dir_attributes[0]
+
+
+@pytest.mark.parametrize("name", [b"f", b".", b".."])
+def test_hand_encoded_lookup_reply_is_what_the_codec_encodes(nfs, root, server, name):
+    """LOOKUP's reply is packed by hand (nfs3._LOOKUP_HEAD/_LOOKUP_ATTRS): decoding it
+    and encoding the value again with the generated codec gives the very same bytes,
+    and its directory attributes are the directory's (taken in the same resolution)."""
+    sub = nfs.new_dir(root, b"wire")
+    nfs.new_file(sub, b"f", b"12345")
+    proc = N.programs["NFS_PROGRAM"].versions[3].procs[3]
+    raw = nfs.rpc.call(N.NFS_PROGRAM, 3, 3, proc.arg,
+                       N.LOOKUP3args(what=N.diropargs3(dir=fh3(sub), name=name)), None)
+    value, end = proc.res.decode(raw, 0)
+    status, res = value
+    assert end == len(raw) and status == OK
+    assert bytes(proc.res.encode(value)) == raw
+    expected = {b"f": server.brick() / "wire" / "f", b".": server.brick() / "wire",
+                b"..": server.brick()}[name]
+    assert res.obj_attributes[1].size == os.stat(expected).st_size
+    assert res.dir_attributes[1].mtime.seconds == int(os.stat(server.brick() / "wire").st_mtime)
+    assert res.dir_attributes[1].type == N.NF3DIR
+    assert res.dir_attributes[1].fileid == nfs.getattr(sub)[1].obj_attributes.fileid
 
 
 def test_lookup_does_not_follow_a_symlink_out_of_the_export(nfs, root, server):

@@ -37,16 +37,29 @@ class EntryFops(PosixCore):
                 return self._iatt(obj.st, obj.gfid)
         raw = names.check_component(name)
         with self._resolve_dir(parent) as pobj:
-            if raw in names.DOTS:
-                os.stat(b".", dir_fd=pobj.fd)  # the caller needs search permission
-                if raw == b".":
-                    return self._iatt(pobj.st, pobj.gfid)
-                with self._resolve(self.index.parent_of_dir(pobj.gfid)) as up:
-                    return self._iatt(up.st, up.gfid)
-            if self._is_hidden(pobj.gfid, raw):
-                raise OSError(errno.ENOENT, "no such entry")
-            with self._child(pobj, raw) as obj:
-                return self._iatt(obj.st, obj.gfid)
+            return self._lookup_in(pobj, raw)
+
+    def lookup_with_parent(self, caller: Caller, parent: bytes, name) -> tuple[Iatt, Iatt]:
+        """lookup() of a name, and the directory's attributes from the same
+        resolution (as GlusterFS's lookup answers `postparent`).  NFS LOOKUP
+        replies with both; asking for the directory separately resolved it a
+        second time (a descriptor dup, an fstat and a close per LOOKUP)."""
+        self._enter(caller)
+        raw = names.check_component(name)
+        with self._resolve_dir(parent) as pobj:
+            return self._lookup_in(pobj, raw), self._iatt(pobj.st, pobj.gfid)
+
+    def _lookup_in(self, pobj: Obj, raw: bytes) -> Iatt:
+        if raw in names.DOTS:
+            os.stat(b".", dir_fd=pobj.fd)  # the caller needs search permission
+            if raw == b".":
+                return self._iatt(pobj.st, pobj.gfid)
+            with self._resolve(self.index.parent_of_dir(pobj.gfid)) as up:
+                return self._iatt(up.st, up.gfid)
+        if self._is_hidden(pobj.gfid, raw):
+            raise OSError(errno.ENOENT, "no such entry")
+        with self._child(pobj, raw) as obj:
+            return self._iatt(obj.st, obj.gfid)
 
     # --- creating ----------------------------------------------------------------
     def mkdir(self, caller: Caller, parent: bytes, name, mode: int):
