@@ -155,7 +155,7 @@ class Fd:
 
 # Every fop of the interface, in GlusterFS's order.  Signatures and results:
 #   lookup(caller, parent, name)                 -> Iatt   (name None: by gfid)
-#   lookup_with_parent(caller, parent, name)     -> (iatt, postparent)
+#   lookup_with_parent(caller, parent, name)     -> (iatt, postparent)  (iatt None: ENOENT)
 #   stat(caller, gfid)                           -> Iatt
 #   setattr(caller, gfid, SetAttr)               -> (pre, post)
 #   access(caller, gfid, mask)                   -> None or EACCES (mask of os.R_OK|W_OK|X_OK)

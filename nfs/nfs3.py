@@ -46,6 +46,9 @@ _GONE = (errno.ENOENT, errno.ESTALE)
 # (attributes_follow TRUE + fattr3) of the object and of the directory.
 _LOOKUP_HEAD = struct.Struct(">II")
 _LOOKUP_ATTRS = struct.Struct(">I" + FATTR3_FORMAT + "I" + FATTR3_FORMAT)
+# A name that is not there (looked up before every create): NOENT and the directory's
+# post_op_attr.
+_LOOKUP_NOENT = struct.Struct(">II" + FATTR3_FORMAT)
 _PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 # The fields of each procedure's resfail: those ending in _wcc are wcc_data,
@@ -279,6 +282,8 @@ def proc_lookup(nfs: Nfs3, req, args):
             raise nfs.gone(directory) from None
         raise NfsError(nfsstat3_for_errno(err.errno), str(err),
                        dir_attributes=mapper.post_op(nfs.stat_or_none(req, directory))) from None
+    if obj is None:
+        return Reply(_LOOKUP_NOENT.pack(N.NFS3ERR_NOENT, 1, *mapper.fattr3_fields(dir_iatt)))
     directory.inodes.link(obj, directory.gfid, name)
     fh = directory.child_fh(obj.gfid)
     return Reply(_LOOKUP_HEAD.pack(NFS3_OK, len(fh)) + fh + _PADDING[len(fh) & 3]

@@ -201,10 +201,34 @@ def _peek(req, directory, name: bytes):
         return None
 
 
+class _KnownFile:
+    """A non-directory the inode table knows a name for; its link count is not
+    known, so it counts as the last one (dropping the caches of a file that has
+    other names only costs a reopen)."""
+
+    __slots__ = ("gfid", "type", "nlink")
+
+    def __init__(self, gfid: bytes, type_: int):
+        self.gfid, self.type, self.nlink = gfid, type_, 1
+
+
+def _remove_victim(req, directory, name: bytes):
+    """What REMOVE is about to take away, for cleaning caches after.
+
+    Clients look a name up before they remove it, so the inode table usually
+    knows which object it is: no storage lookup then (it was a full resolution
+    per REMOVE).  A name the table does not know is looked up (_peek)."""
+    gfid = directory.inodes.child(directory.gfid, name)
+    inode = directory.inodes.get(gfid) if gfid is not None else None
+    if inode is not None and inode.type != IA_DIR:
+        return _KnownFile(gfid, inode.type)
+    return _peek(req, directory, name)
+
+
 def proc_remove(nfs, req, args):
     directory, name = _where(nfs, req, args.object)
     nfs.refuse_read_only(req, directory, "dir_wcc")
-    victim = _peek(req, directory, name)
+    victim = _remove_victim(req, directory, name)
     try:
         pre, post = directory.xl.unlink(req.caller, directory.gfid, name)
     except OSError as err:

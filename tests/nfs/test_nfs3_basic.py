@@ -148,6 +148,20 @@ def test_hand_encoded_lookup_reply_is_what_the_codec_encodes(nfs, root, server, 
     assert res.dir_attributes[1].fileid == nfs.getattr(sub)[1].obj_attributes.fileid
 
 
+def test_hand_encoded_lookup_of_a_missing_name_is_what_the_codec_encodes(nfs, root, server):
+    """The NOENT reply (nfs3._LOOKUP_NOENT) carries the directory's attributes."""
+    sub = nfs.new_dir(root, b"wire")
+    proc = N.programs["NFS_PROGRAM"].versions[3].procs[3]
+    raw = nfs.rpc.call(N.NFS_PROGRAM, 3, 3, proc.arg,
+                       N.LOOKUP3args(what=N.diropargs3(dir=fh3(sub), name=b"missing")), None)
+    value, end = proc.res.decode(raw, 0)
+    status, res = value
+    assert end == len(raw) and status == N.NFS3ERR_NOENT
+    assert bytes(proc.res.encode(value)) == raw
+    assert res.dir_attributes[1].fileid == nfs.getattr(sub)[1].obj_attributes.fileid
+    assert res.dir_attributes[1].nlink == os.stat(server.brick() / "wire").st_nlink
+
+
 def test_lookup_does_not_follow_a_symlink_out_of_the_export(nfs, root, server):
     os.symlink("/etc", server.brick() / "etc")
     status, res = nfs.lookup(root, b"etc")

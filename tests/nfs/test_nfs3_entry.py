@@ -5,6 +5,7 @@ import stat
 import pytest
 
 from nfs import fh
+from xlators.storage.posix_entry import EntryFops
 from nfs3_harness import N, OK, NfsTestServer, fh3, sattr
 
 
@@ -174,6 +175,43 @@ def test_remove_one_of_two_links_keeps_the_handle(nfs, root):
     assert nfs.remove(root, b"a")[0] == OK
     status, res = nfs.read(handle, 0, 4)
     assert status == OK and bytes(res.data) == b"data"
+
+
+def _held_open(st) -> bool:
+    """Whether this (server) process holds a descriptor of the file `st` describes
+    (stat through /proc/self/fd works for a file whose names are all gone too)."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            held = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (held.st_ino, held.st_dev) == (st.st_ino, st.st_dev):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("looked_up", [True, False])
+def test_remove_closes_the_servers_descriptors_of_the_removed_file(nfs, root, server,
+                                                                  looked_up, monkeypatch):
+    """The server's cached descriptors of a file go with its last name, so its space is
+    freed: whether the name was known from a LOOKUP (the inode table names the victim,
+    no storage lookup is made) or the client removes a name it never looked up (the
+    server looks it up itself)."""
+    handle = nfs.new_file(root, b"big", b"x" * 65536)
+    assert nfs.read(handle, 0, 4096)[0] == OK        # the fd cache now holds it open
+    st = os.stat(server.brick() / "big")
+    assert _held_open(st)
+    if looked_up:
+        assert nfs.lookup(root, b"big")[0] == OK
+    else:
+        server.xlator.inodes.table("gv0").unlink(fh.parse(root)[1], b"big")   # forgotten
+    lookups = []
+    real_lookup = EntryFops.lookup
+    monkeypatch.setattr(EntryFops, "lookup",
+                        lambda self, *args: lookups.append(args) or real_lookup(self, *args))
+    assert nfs.remove(root, b"big")[0] == OK
+    assert not _held_open(st)
+    assert len(lookups) == (0 if looked_up else 1)
 
 
 # --- RENAME ------------------------------------------------------------------------------

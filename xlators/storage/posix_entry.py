@@ -39,15 +39,20 @@ class EntryFops(PosixCore):
         with self._resolve_dir(parent) as pobj:
             return self._lookup_in(pobj, raw)
 
-    def lookup_with_parent(self, caller: Caller, parent: bytes, name) -> tuple[Iatt, Iatt]:
+    def lookup_with_parent(self, caller: Caller, parent: bytes, name) -> tuple[Iatt | None, Iatt]:
         """lookup() of a name, and the directory's attributes from the same
-        resolution (as GlusterFS's lookup answers `postparent`).  NFS LOOKUP
-        replies with both; asking for the directory separately resolved it a
-        second time (a descriptor dup, an fstat and a close per LOOKUP)."""
+        resolution, as GlusterFS's lookup answers `postparent`; a name that is
+        not there gives (None, postparent) instead of ENOENT.  NFS LOOKUP replies
+        with both, also when it fails (clients look names up before creating
+        them); asking for the directory separately resolved it a second time."""
         self._enter(caller)
         raw = names.check_component(name)
         with self._resolve_dir(parent) as pobj:
-            return self._lookup_in(pobj, raw), self._iatt(pobj.st, pobj.gfid)
+            try:
+                found = self._lookup_in(pobj, raw)
+            except FileNotFoundError:
+                found = None
+            return found, self._iatt(pobj.st, pobj.gfid)
 
     def _lookup_in(self, pobj: Obj, raw: bytes) -> Iatt:
         if raw in names.DOTS:
@@ -152,14 +157,15 @@ class EntryFops(PosixCore):
                     if flags & os.O_TRUNC:
                         plan.files.append(fd)  # its size changed
                         plan.anchor = ("file", fd)
+                    iatt = self._iatt(os.fstat(fd), gfid)
                 else:
-                    gfid = self._file_new(pobj, raw, made, mode)  # closes `made` if it fails
-                    fd = made
+                    new = self._file_new(pobj, raw, made, mode)  # closes `made` if it fails
+                    fd, gfid = made, new.gfid
                     plan.files.append(fd)
                     plan.buckets.add(gfid)
                     # the index link (and any chmod) changed the file's inode last
                     plan.anchor = ("file", fd)
-                iatt = self._iatt(os.fstat(fd), gfid)
+                    iatt = self._iatt(new.st, gfid)       # taken after the index link
                 post = self._fresh_iatt(pobj)
         except BaseException:
             if fd >= 0:
@@ -168,7 +174,9 @@ class EntryFops(PosixCore):
         self.fd_cache.adopt(gfid, acc, fd)
         return Fd(gfid, flags, ctx={"acc": acc}), iatt, pre, post
 
-    def _file_new(self, pobj: Obj, raw: bytes, fd: int, mode: int) -> bytes:
+    def _file_new(self, pobj: Obj, raw: bytes, fd: int, mode: int) -> Obj:
+        """Give a file just made its gfid and index entry; its Obj (with a stat
+        taken after both) or, on failure, the file is closed and removed."""
         try:
             obj = Obj(b"", fd, os.fstat(fd))
             obj.gfid = self.index.assign(fd, uuid.uuid4().bytes)
@@ -176,7 +184,7 @@ class EntryFops(PosixCore):
             self._fix_mode(obj, mode)
             obj.st = os.fstat(fd)
             self.index.note_new(obj, pobj.gfid, raw)
-            return obj.gfid
+            return obj
         except BaseException:
             os.close(fd)
             self._undo_create(pobj, raw, is_dir=False)

@@ -45,6 +45,30 @@ def test_lookup_dotdot_of_subdirectory_is_its_parent(store):
     assert store.lookup(ROOT, b.gfid, b".").gfid == b.gfid
 
 
+def test_lookup_with_parent_gives_the_entry_and_its_directory(store):
+    a, _, _ = store.mkdir(ROOT, ROOT_GFID, b"a", 0o755)
+    f = make_file(store, a.gfid, b"f", b"123")
+    found, parent = store.lookup_with_parent(ROOT, a.gfid, b"f")
+    assert (found.gfid, found.size) == (f.gfid, 3)
+    assert parent.gfid == a.gfid and parent.type == IA_DIR
+    assert parent == store.lookup(ROOT, a.gfid, None)
+    assert store.lookup_with_parent(ROOT, a.gfid, b".")[0].gfid == a.gfid
+    assert store.lookup_with_parent(ROOT, a.gfid, b"..")[0].gfid == ROOT_GFID
+
+
+def test_lookup_with_parent_of_a_missing_name_and_errors(store):
+    """ENOENT is an answer here (None and the directory's attributes); every other
+    failure raises as lookup's does."""
+    f = make_file(store, ROOT_GFID, b"f")
+    found, parent = store.lookup_with_parent(ROOT, ROOT_GFID, b"missing")
+    assert found is None and parent.gfid == ROOT_GFID
+    assert errno_of(store.lookup_with_parent, ROOT, f.gfid, b"x") == errno.ENOTDIR
+    assert errno_of(store.lookup_with_parent, ROOT, ROOT_GFID, b"a/b") == errno.EINVAL
+    assert errno_of(store.lookup_with_parent, ROOT, ROOT_GFID, b"x" * 256) == errno.ENAMETOOLONG
+    assert errno_of(store.lookup_with_parent, ROOT, b"\x42" * 16, b"x") == errno.ESTALE
+    assert store.lookup_with_parent(ROOT, ROOT_GFID, b".glusterfs")[0] is None   # hidden
+
+
 def test_lookup_errors(store):
     f = make_file(store, ROOT_GFID, b"f")
     assert errno_of(store.lookup, ROOT, ROOT_GFID, b"missing") == errno.ENOENT
