@@ -41,6 +41,8 @@ MAX_FILE_SIZE = 1 << 50       # FSINFO maxfilesize: 1 PiB, as gnfs
 OFFSET_MAX = (1 << 63) - 1    # the largest file offset the kernel takes (loff_t)
 PATHCONF_LINKMAX = 256        # as gnfs
 _GONE = (errno.ENOENT, errno.ESTALE)
+# GETATTR3resok packed by hand (the call clients make most): NFS3_OK and the fattr3.
+_GETATTR_OK = struct.Struct(">I" + FATTR3_FORMAT)
 # LOOKUP3resok packed by hand (every stat and open of a path is a LOOKUP per component):
 # NFS3_OK and the handle's length, the handle and its padding, then both post_op_attrs
 # (attributes_follow TRUE + fattr3) of the object and of the directory.
@@ -239,7 +241,7 @@ def proc_null(nfs: Nfs3, req, args):
 def proc_getattr(nfs: Nfs3, req, args):
     target = nfs.resolve(req, args.object)
     iatt = nfs.stat(req, target)
-    return (NFS3_OK, N.GETATTR3resok(obj_attributes=target.mapper.fattr3(iatt)))
+    return Reply(_GETATTR_OK.pack(NFS3_OK, *target.mapper.fattr3_fields(iatt)))
 
 
 def proc_setattr(nfs: Nfs3, req, args):

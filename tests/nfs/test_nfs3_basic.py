@@ -126,6 +126,20 @@ def test_lookup_errors(nfs, root):
     assert status == N.NFS3ERR_NOTDIR and res.dir_attributes[0]
 
 
+def test_hand_encoded_getattr_reply_is_what_the_codec_encodes(nfs, root, server):
+    handle = nfs.new_file(root, b"g", b"1234567")
+    proc = N.programs["NFS_PROGRAM"].versions[3].procs[1]
+    raw = nfs.rpc.call(N.NFS_PROGRAM, 3, 1, proc.arg, N.GETATTR3args(object=fh3(handle)), None)
+    value, end = proc.res.decode(raw, 0)
+    status, res = value
+    assert end == len(raw) and status == OK
+    assert bytes(proc.res.encode(value)) == raw
+    st = os.stat(server.brick() / "g")
+    attrs = res.obj_attributes
+    assert (attrs.size, attrs.mode, attrs.nlink) == (7, 0o644, 1)
+    assert (attrs.mtime.seconds, attrs.mtime.nseconds) == divmod(st.st_mtime_ns, 10**9)
+
+
 @pytest.mark.parametrize("name", [b"f", b".", b".."])
 def test_hand_encoded_lookup_reply_is_what_the_codec_encodes(nfs, root, server, name):
     """LOOKUP's reply is packed by hand (nfs3._LOOKUP_HEAD/_LOOKUP_ATTRS): decoding it
