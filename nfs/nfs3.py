@@ -28,6 +28,7 @@ from nfs.nfs3_errors import NfsError, nfsstat3_for_errno, status_name
 from nfs.resolver import HandleResolver, Target
 from rpcsvc import wire
 from rpcsvc.program import Program, Reply, RpcAuthError
+from rpcsvc.xdr.gen_common import ZPAD
 
 logger = gflog.get_logger("nfs3")
 
@@ -51,7 +52,6 @@ _LOOKUP_ATTRS = struct.Struct(">I" + FATTR3_FORMAT + "I" + FATTR3_FORMAT)
 # A name that is not there (looked up before every create): NOENT and the directory's
 # post_op_attr.
 _LOOKUP_NOENT = struct.Struct(">II" + FATTR3_FORMAT)
-_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 # The fields of each procedure's resfail: those ending in _wcc are wcc_data,
 # the others post_op_attr.  GETATTR's failure carries nothing.
@@ -288,7 +288,7 @@ def proc_lookup(nfs: Nfs3, req, args):
         return Reply(_LOOKUP_NOENT.pack(N.NFS3ERR_NOENT, 1, *mapper.fattr3_fields(dir_iatt)))
     directory.inodes.link(obj, directory.gfid, name)
     fh = directory.child_fh(obj.gfid)
-    return Reply(_LOOKUP_HEAD.pack(NFS3_OK, len(fh)) + fh + _PADDING[len(fh) & 3]
+    return Reply(_LOOKUP_HEAD.pack(NFS3_OK, len(fh)) + fh + ZPAD[len(fh) & 3]
                  + _LOOKUP_ATTRS.pack(1, *mapper.fattr3_fields(obj),
                                       1, *mapper.fattr3_fields(dir_iatt)))
 

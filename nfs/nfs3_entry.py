@@ -23,8 +23,11 @@ import os
 import struct
 
 from glusterfsd.xlator import IA_DIR, IA_REG, IA_TO_S_IFMT, SetAttr
-from nfs.nfs3_attrs import N, sattr3_to_setattr, setattr_is_empty, without_mode
+from nfs.nfs3_attrs import (FATTR3_FORMAT, WCC_DATA_FORMAT, N, sattr3_to_setattr,
+                            setattr_is_empty, without_mode)
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
+from rpcsvc.xdr.gen_common import ZPAD
+from rpcsvc.program import Reply
 
 NFS3_OK = N.NFS3_OK
 NAME_MAX = 255
@@ -34,6 +37,11 @@ DEFAULT_EXCLUSIVE_MODE = 0o600   # until the client's SETATTR that follows an EX
 DEFAULT_DIR_MODE = 0o755
 _GONE = (errno.ENOENT, errno.ESTALE)
 _VERF = struct.Struct(">II")
+# CREATE3resok (MKDIR's, SYMLINK's, MKNOD's are the same) packed by hand: NFS3_OK,
+# post_op_fh3 TRUE + the handle's length, the handle and its padding, post_op_attr
+# TRUE + fattr3 of the new object, the directory's wcc_data with both sides.
+_NEW_HEAD = struct.Struct(">III")
+_NEW_TAIL = struct.Struct(">I" + FATTR3_FORMAT + WCC_DATA_FORMAT)
 
 
 def _dir_failure(nfs, req, directory, err: OSError, field: str = "dir_wcc") -> NfsError:
@@ -54,8 +62,12 @@ def _where(nfs, req, diropargs, field: str = "dir_wcc"):
 def _created(nfs, req, directory, name, iatt, pre, post, resok):
     directory.inodes.link(iatt, directory.gfid, name)
     mapper = directory.mapper
-    return (NFS3_OK, resok(obj=(True, N.nfs_fh3(data=directory.child_fh(iatt.gfid))),
-                           obj_attributes=mapper.post_op(iatt),
+    fh = directory.child_fh(iatt.gfid)
+    if pre is not None and post is not None:      # always, but for a retransmitted EXCLUSIVE
+        return Reply(_NEW_HEAD.pack(NFS3_OK, 1, len(fh)) + fh + ZPAD[len(fh) & 3]
+                     + _NEW_TAIL.pack(1, *mapper.fattr3_fields(iatt),
+                                      *mapper.wcc_fields(pre, post)))
+    return (NFS3_OK, resok(obj=(True, N.nfs_fh3(data=fh)), obj_attributes=mapper.post_op(iatt),
                            dir_wcc=mapper.wcc(pre, post)))
 
 
