@@ -57,6 +57,7 @@ from collections import OrderedDict
 
 from glusterfsd.xlator import ROOT_GFID
 from xlators.storage.dir_cache import DirFdCache
+from xlators.storage.dir_locks import LocksInOrder
 from xlators.storage.gfid_layout import (GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN_DIR, Obj,
                                          dir_link_text, entry_path, gfid_str, parse_dir_link,
                                          proc_path, stale)
@@ -183,14 +184,13 @@ class GfidIndex:
                 os.close(fd)
         self.index_fd = self.root_fd = -1
 
-    @contextlib.contextmanager
     def locked(self, *gfids: bytes | None):
-        """Serialize index changes for these gfids (stripe locks, fixed order)."""
+        """A context manager serializing index changes for these gfids (stripe
+        locks, fixed order; None and empty gfids take none)."""
         order = sorted({gfid[-1] % _STRIPES for gfid in gfids if gfid})
-        with contextlib.ExitStack() as stack:
-            for slot in order:
-                stack.enter_context(self._stripes[slot])
-            yield
+        if len(order) == 1:
+            return self._stripes[order[0]]
+        return LocksInOrder([self._stripes[slot] for slot in order])
 
     # --- the gfid xattr ---------------------------------------------------
     def read_gfid(self, fd: int) -> bytes | None:

@@ -37,7 +37,6 @@ each read and write on it against the caller's right (see posix_io).
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import threading
@@ -103,20 +102,14 @@ class Identity:
         """What this thread was last set to (None: never set by us)."""
         return getattr(self._tls, "creds", None)
 
-    @contextlib.contextmanager
-    def as_root(self):
-        """Run a block as root (index upkeep), then go back to the caller.
+    def as_root(self) -> "_AsRoot":
+        """A context manager running a block as root (index upkeep), then going
+        back to the caller.
 
         The caller's groups stay: with fsuid 0 and the file-system
         capabilities back they change nothing, and keeping them saves two
         setgroups calls per switch."""
-        saved = self.current()
-        self.become((0, 0, saved[2]) if saved is not None else ROOT_CREDS)
-        try:
-            yield
-        finally:
-            if saved is not None:
-                self.become(saved)
+        return _AsRoot(self)
 
     def probe(self) -> None:
         """Check in a scratch thread that switching really works (setfsuid never
@@ -155,3 +148,22 @@ def reset_thread() -> None:
     identity.  Stage threads keep the identity of their last fop; code that
     touches files as the daemon from such a thread calls this first."""
     Identity().become(ROOT_CREDS)
+
+
+class _AsRoot:
+    """Identity.as_root's block (a class: entry ops enter several per call, and a
+    generator context manager costs several Python calls more each time)."""
+
+    __slots__ = ("identity", "saved")
+
+    def __init__(self, identity: Identity):
+        self.identity = identity
+        self.saved = None
+
+    def __enter__(self) -> None:
+        saved = self.saved = self.identity.current()
+        self.identity.become((0, 0, saved[2]) if saved is not None else ROOT_CREDS)
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            self.identity.become(self.saved)

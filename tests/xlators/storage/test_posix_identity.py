@@ -137,6 +137,22 @@ def test_fop_leaves_the_thread_as_the_caller_until_reset(store):
     assert syscalls.current_fsuid() == 0 and thread_groups() == []
 
 
+def test_as_root_goes_back_to_the_caller_also_after_an_error():
+    identity = Identity(enabled=True)
+    identity.become((1000, 1000, (1000,)))
+    try:
+        with identity.as_root():
+            assert syscalls.current_fsuid() == 0
+        assert syscalls.current_fsuid() == 1000
+        with pytest.raises(OSError):
+            with identity.as_root():
+                assert syscalls.current_fsuid() == 0
+                raise OSError(errno.EIO, "failed as root")
+        assert syscalls.current_fsuid() == 1000 and thread_groups() == [1000]
+    finally:
+        reset_thread()
+
+
 def test_two_volumes_share_what_a_thread_is(make_store, tmp_path):
     first = make_store(directory=str(tmp_path / "one"))
     second = make_store(directory=str(tmp_path / "two"))
