@@ -229,7 +229,10 @@ def _remove_victim(req, directory, name: bytes):
 
     Clients look a name up before they remove it, so the inode table usually
     knows which object it is: no storage lookup then (it was a full resolution
-    per REMOVE).  A name the table does not know is looked up (_peek)."""
+    per REMOVE).  A name the table does not know is looked up (_peek).  If the
+    name was meanwhile given to another object behind the table's back (another
+    worker's RENAME), that object's descriptors here are closed by the fd
+    cache's LRU instead; the storage forgets its own when the file is gone."""
     gfid = directory.inodes.child(directory.gfid, name)
     inode = directory.inodes.get(gfid) if gfid is not None else None
     if inode is not None and inode.type != IA_DIR:
