@@ -23,7 +23,8 @@ from glusterfsd import log as gflog
 from glusterfsd.xlator import IA_DIR, IA_LNK, Iatt
 from nfs.fdcache import FdCache
 from nfs.inode import InodeTables
-from nfs.nfs3_attrs import FATTR3_FORMAT, N, NO_ATTR, NO_WCC, nfstime, sattr3_to_setattr, setattr_is_empty
+from nfs.nfs3_attrs import (FATTR3_FORMAT, NO_ATTR, NO_WCC, N, nfstime, sattr3_to_setattr,
+                            setattr_is_empty)
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno, status_name
 from nfs.resolver import HandleResolver, Target
 from rpcsvc import wire
