@@ -24,7 +24,7 @@ from glusterfsd.xlator import IA_DIR, IA_LNK, Iatt
 from nfs.fdcache import FdCache
 from nfs.inode import InodeTables
 from nfs.nfs3_attrs import (FATTR3_FORMAT, NO_ATTR, NO_WCC, N, nfstime, sattr3_to_setattr,
-                            setattr_is_empty)
+                            setattr_is_empty, wcc_resok)
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno, status_name
 from nfs.resolver import HandleResolver, Target
 from rpcsvc import wire
@@ -260,7 +260,7 @@ def proc_setattr(nfs: Nfs3, req, args):
     nfs.refuse_too_big(req, target, change.size, "obj_wcc")
     if setattr_is_empty(change):
         current = nfs.stat(req, target)
-        return (NFS3_OK, N.SETATTR3resok(obj_wcc=mapper.wcc(current, current)))
+        return wcc_resok(mapper, current, current, N.SETATTR3resok)
     try:
         pre, post = target.xl.setattr(req.caller, target.gfid, change)
     except OSError as err:
@@ -268,7 +268,7 @@ def proc_setattr(nfs: Nfs3, req, args):
             raise nfs.gone(target) from None
         raise NfsError(nfsstat3_for_errno(err.errno), str(err),
                        obj_wcc=mapper.wcc(None, nfs.stat_or_none(req, target))) from None
-    return (NFS3_OK, N.SETATTR3resok(obj_wcc=mapper.wcc(pre, post)))
+    return wcc_resok(mapper, pre, post, N.SETATTR3resok)
 
 
 def proc_lookup(nfs: Nfs3, req, args):

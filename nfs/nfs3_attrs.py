@@ -13,8 +13,11 @@ rules about them are easy to get subtly wrong in each procedure separately:
 """
 from __future__ import annotations
 
+import struct
+
 from glusterfsd.xlator import SET_TO_NOW, Iatt, SetAttr
 from rpcsvc import xdr
+from rpcsvc.program import Reply
 
 N = xdr.load("nfs3")
 
@@ -33,6 +36,8 @@ FATTR3_FORMAT = "IIIIIQQIIQQIIIIII"
 # wcc_data with both sides present: pre_op_attr TRUE + wcc_attr (size, mtime, ctime),
 # post_op_attr TRUE + fattr3; packs `wcc_fields`.
 WCC_DATA_FORMAT = "IQIIII" + "I" + FATTR3_FORMAT
+# A reply that is NFS3_OK and one wcc_data (SETATTR, REMOVE, RMDIR), packed by hand.
+_WCC_OK = struct.Struct(">I" + WCC_DATA_FORMAT)
 NO_ATTR = (False, None)
 NO_WCC = _WCC_DATA(before=NO_ATTR, after=NO_ATTR)
 _NS = 1_000_000_000
@@ -117,6 +122,15 @@ class AttrMapper:
         if pre is None and post is None:
             return NO_WCC
         return _WCC_DATA(self.pre_op(pre), self.post_op(post))      # (before, after)
+
+
+def wcc_resok(mapper: AttrMapper, pre: Iatt | None, post: Iatt | None, resok):
+    """The success reply of a procedure whose resok is one wcc_data (SETATTR3resok,
+    REMOVE3resok, RMDIR3resok): packed by hand when both sides are known (REMOVE
+    is one of the metadata calls users time), else through the codec's `resok`."""
+    if pre is not None and post is not None:
+        return Reply(_WCC_OK.pack(N.NFS3_OK, *mapper.wcc_fields(pre, post)))
+    return (N.NFS3_OK, resok(mapper.wcc(pre, post)))
 
 
 def sattr3_to_setattr(sattr) -> SetAttr:

@@ -24,7 +24,7 @@ import struct
 
 from glusterfsd.xlator import IA_DIR, IA_REG, IA_TO_S_IFMT, SetAttr
 from nfs.nfs3_attrs import (FATTR3_FORMAT, WCC_DATA_FORMAT, N, sattr3_to_setattr,
-                            setattr_is_empty, without_mode)
+                            setattr_is_empty, wcc_resok, without_mode)
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
 from rpcsvc.xdr.gen_common import ZPAD
 from rpcsvc.program import Reply
@@ -249,7 +249,7 @@ def proc_remove(nfs, req, args):
     except OSError as err:
         raise _dir_failure(nfs, req, directory, err) from None
     _forget_removed(nfs, directory, name, victim)
-    return (NFS3_OK, N.REMOVE3resok(dir_wcc=directory.mapper.wcc(pre, post)))
+    return wcc_resok(directory.mapper, pre, post, N.REMOVE3resok)
 
 
 def proc_rmdir(nfs, req, args):
@@ -263,7 +263,7 @@ def proc_rmdir(nfs, req, args):
     except OSError as err:
         raise _dir_failure(nfs, req, directory, err) from None
     _forget_removed(nfs, directory, name, victim)
-    return (NFS3_OK, N.RMDIR3resok(dir_wcc=directory.mapper.wcc(pre, post)))
+    return wcc_resok(directory.mapper, pre, post, N.RMDIR3resok)
 
 
 # --- RENAME, LINK ---------------------------------------------------------------------
