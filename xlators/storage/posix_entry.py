@@ -225,12 +225,12 @@ class EntryFops(PosixCore):
         self._refuse_hidden(parent, raw, "unlink")
         with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
-            st = os.stat(raw, dir_fd=pobj.fd, follow_symlinks=False)
-            if statmod.S_ISDIR(st.st_mode):
-                raise OSError(errno.EISDIR, "unlink of a directory (use rmdir)")
-            gfid = self.index.read_gfid_at(pobj.fd, raw)
+            gfid = self.index.read_gfid_at(pobj.fd, raw)   # ENOENT if the name is not there
             with self.index.locked(gfid):
-                os.unlink(raw, dir_fd=pobj.fd)
+                try:
+                    os.unlink(raw, dir_fd=pobj.fd)
+                except IsADirectoryError:
+                    raise OSError(errno.EISDIR, "unlink of a directory (use rmdir)") from None
                 plan.anchor = ("dir", pobj)
                 if gfid:  # a removed index entry needs no sync (metadata_sync: orphans)
                     self._forget_if_gone(gfid)
