@@ -22,7 +22,9 @@ least `SETTLED_NS` older than the clock read before its lstat.  Any change
 after that lstat stamps a ctime no older than that clock reading (minus a
 tick, far below the margin), so it never equals the remembered one.  (A wall
 clock stepped back by more than the margin voids this; so it would most
-time-based caches.  The entries live only as long as the process.)
+time-based caches.)  The entries of non-directories outlive the process in
+a snapshot file (see `gfid_snapshot`): the argument above rests on ctimes
+the file system keeps, not on anything this process remembers.
 
 Objects changed in the last `SETTLED_NS` (a directory being filled) are not
 remembered and take the xattr path every time.  Bounded (CAPACITY): the
@@ -38,13 +40,17 @@ from itertools import islice
 
 SETTLED_NS = 1_000_000_000   # far above any file system's timestamp granularity
 CAPACITY = 131072            # entries; about 17 MiB when full
-_STAMP = struct.Struct("=qQ")   # ctime_ns, st_dev: what must still match
+_STAMP = struct.Struct("<qQ")   # ctime_ns, st_dev: what must still match
+# One remembered entry as a snapshot holds it: st_ino, then the value kept in
+# memory (_STAMP + gfid).  Little-endian throughout, so a snapshot means the
+# same on any machine.
+RECORD = struct.Struct("<Q32s")
 
 
 class CtimeGfids:
     """(st_dev, st_ino) -> gfid, valid while st_ctime_ns is unchanged."""
 
-    __slots__ = ("_by_ino", "_dirs", "_capacity", "_evict", "_lock")
+    __slots__ = ("_by_ino", "_dirs", "_capacity", "_evict", "_lock", "remembered")
 
     def __init__(self, capacity: int = CAPACITY):
         # ino -> _STAMP + gfid in one bytes object (a tuple of three objects
@@ -55,6 +61,13 @@ class CtimeGfids:
         self._capacity = max(capacity, 0)
         self._evict = max(capacity // 8, 1)   # dropped at once when full: amortizes the scan
         self._lock = threading.Lock()
+        # how many entries were stored in all (whether a snapshot is out of
+        # date; a count, not exact under threads, which is all it is used for)
+        self.remembered = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     @staticmethod
     def clock() -> int:
@@ -94,6 +107,38 @@ class CtimeGfids:
         else:
             self._dirs.pop(ino, None)
         by_ino[ino] = _STAMP.pack(st.st_ctime_ns, st.st_dev) + gfid
+        self.remembered += 1
+
+    def records(self, dev: int) -> list[tuple[int, bytes]]:
+        """(st_ino, value) of every remembered non-directory of file system
+        `dev`, as `RECORD` packs them: what a snapshot keeps.  Directories are
+        left out: one is vouched for also by its index symlink, which can
+        change without its ctime."""
+        # dict.copy of int keys runs without releasing the GIL: a consistent copy
+        # while other threads remember
+        by_ino = self._by_ino.copy()
+        dirs = self._dirs.copy()
+        on_dev = struct.pack("<Q", dev)
+        return [(ino, value) for ino, value in by_ino.items()
+                if value[8:16] == on_dev and ino not in dirs]
+
+    def restore(self, records: list[tuple[int, bytes]]) -> int:
+        """Take (st_ino, value) pairs from a snapshot (see `gfid_snapshot`, which
+        checks them), up to the capacity; an entry remembered since is kept (it
+        is newer).  Returns how many were taken."""
+        by_ino = self._by_ino
+        room = max(self._capacity - len(by_ino), 0)
+        if not by_ino:                  # the usual case, at the first listing: at C speed
+            by_ino.update(records[:room])
+            return len(by_ino)
+        taken = 0
+        for ino, value in records:
+            if taken >= room:
+                break
+            if by_ino.setdefault(ino, value) is value:
+                self._dirs.pop(ino, None)
+                taken += 1
+        return taken
 
     def clear(self) -> None:
         self._by_ino.clear()

@@ -232,6 +232,10 @@ class PosixXlator(EntryFops, InodeFops, IoFops, DirFops):
             self._set_brick_owner()
 
     def fini(self) -> None:
+        if getattr(self, "index", None) is not None:
+            # before the streams and the index close: parked listings, and the gfid
+            # snapshot a last listing may be saving (workers leave with os._exit)
+            self.finish_listings()
         for stream in list(getattr(self, "open_streams", ())):
             with stream.lock:
                 stream.close()

@@ -1,7 +1,10 @@
 """storage/posix directory fops: opendir, readdir, readdirp.
 
 Listings resume at the kernel's d_off (see `dirstream`), so any open of the
-directory continues any listing and the server keeps no per-client state.
+directory continues any listing and the server keeps no per-client state it
+depends on.  (It does keep, for a couple of seconds, the open directory and
+the records it read past a reply's end, under the cookie the client will
+come back with: `ParkedStreams`; a miss only costs a seek.)
 
 READDIRPLUS is the hot path (`ls -l` of a big directory is one readdirp per
 reply, each a few dozen entries), so each entry costs as little as the
@@ -13,6 +16,8 @@ guarantees allow:
   else the gfid xattr and the index's word for it (`vouched_gfid_at`),
   then remembered; else the full lookup-and-heal path, which also handles
   no search permission, vanished names, copies and foreign files;
+  what is remembered survives a restart in a snapshot (`gfid_snapshot`),
+  loaded at the first listing and saved after a complete one;
 * nothing built for an entry the reply has no room for: the size check
   comes before the lstat.
 """
@@ -24,8 +29,9 @@ import os
 import stat as statmod
 
 from glusterfsd.xlator import IA_DIR, ROOT_GFID, Caller, Dirent, Fd, gfid_to_ino
+from xlators.storage import gfid_snapshot
 from xlators.storage.ctime_gfids import CtimeGfids
-from xlators.storage.dirstream import DT_TO_IA, DirStream, RawEntry
+from xlators.storage.dirstream import DT_TO_IA, DirStream, ParkedStreams, RawEntry, shut_stream
 from xlators.storage.gfid_layout import HIDDEN_DIR
 from xlators.storage.posix_core import PosixCore
 
@@ -40,8 +46,42 @@ class DirFops(PosixCore):
 
     @functools.cached_property
     def ctime_gfids(self) -> CtimeGfids:
-        """Gfids vouched for by inode and ctime (per volume: vouching is per index)."""
-        return CtimeGfids()
+        """Gfids vouched for by inode and ctime (per volume: vouching is per
+        index), starting from the store's snapshot: loaded here, at the first
+        listing, rather than at init, so that a server that never lists pays
+        nothing."""
+        cache = CtimeGfids()
+        with self.identity.as_root():
+            taken = gfid_snapshot.load(cache, self.index.index_fd, self._root_dev, self.log)
+        if taken:
+            self.log.info("%d gfids taken from the snapshot of the last run", taken)
+        return cache
+
+    @functools.cached_property
+    def gfid_snapshots(self) -> gfid_snapshot.SnapshotSaver:
+        """Saves `ctime_gfids` now and then (not on a read-only volume)."""
+        return gfid_snapshot.SnapshotSaver(self.ctime_gfids, self.index.index_fd,
+                                           self._root_dev, self.log, enabled=not self.read_only)
+
+    @functools.cached_property
+    def _root_dev(self) -> int:
+        """The store root's file system: the only one a snapshot keeps entries of."""
+        return os.fstat(self.index.root_fd).st_dev
+
+    @functools.cached_property
+    def parked_streams(self) -> ParkedStreams:
+        """Listings left mid-batch, to go on reading where they stopped."""
+        return ParkedStreams()
+
+    def finish_listings(self, timeout: float = 10.0) -> None:
+        """For the store's fini, before the index closes: close the parked
+        streams and bring the gfid snapshot up to date (waiting up to
+        `timeout` for a save in progress).  A store that never listed has
+        neither, and nothing is made for it here."""
+        if "parked_streams" in self.__dict__:
+            self.parked_streams.close_all()
+        if "gfid_snapshots" in self.__dict__:
+            self.gfid_snapshots.flush(timeout)
 
     def opendir(self, caller: Caller, gfid: bytes) -> Fd:
         self._enter(caller)
@@ -73,53 +113,92 @@ class DirFops(PosixCore):
         """Entries after `cookie` worth about `size` bytes (at least one)."""
         if size <= 0:
             raise OSError(errno.EINVAL, f"bad readdir size {size}")
-        stream = self._stream(fd)
+        own = self._stream(fd)
+        dir_gfid = fd.gfid
+        # where this store stopped a moment ago, mid-batch: read on from there
+        parked = self.parked_streams.take(dir_gfid, cookie) if cookie else None
+        stream = parked or own
+        try:
+            with stream.lock:
+                if stream.fd < 0:
+                    raise OSError(errno.EBADF, "Fd already released")
+                if parked is not None:
+                    batches = parked.resumed(size if plus else size * 4)
+                else:
+                    # a listed entry costs the reply at least ENTRY_COST (+ PLUS_COST)
+                    # plus its name, its getdents record about 24 bytes plus the name
+                    batches = own.records_from(cookie, size // 4 if plus else size * 2)
+                entries, stop = self._fill(stream.fd, batches, dir_gfid, cookie, size, plus)
+                if stop is not None and parked is None:
+                    # park a duplicate: the same open file, so the kernel's position
+                    # and read-ahead go with it, while `own` stays the Fd's; as they
+                    # share that position, they share the lock
+                    stop = stop[0], DirStream(os.dup(own.fd), stop[1], own.lock)
+        except BaseException:
+            if parked is not None:
+                shut_stream(parked)
+            raise
+        if stop is None:
+            if parked is not None:
+                shut_stream(parked)
+            if plus:
+                self.gfid_snapshots.listing_done()
+            return entries, True
+        resume, rest = stop
+        if parked is not None:
+            parked.pending = rest
+            rest = parked
+        else:
+            self.open_streams.add(rest)  # so fini closes it
+        self.parked_streams.park(dir_gfid, resume, rest)
+        return entries, False
+
+    def _fill(self, dir_fd: int, batches, dir_gfid: bytes, cookie: int, size: int, plus: bool):
+        """(entries, None) up to the end of the directory, or (entries, (resume,
+        rest)) when the reply is full: the records not listed and the cookie
+        they follow."""
         entries: list[Dirent] = []
         append = entries.append
         used = 0
         fixed = ENTRY_COST + (PLUS_COST if plus else 0)
-        dir_gfid = fd.gfid
         at_root = dir_gfid == ROOT_GFID
         remembered = self.ctime_gfids
         known_gfid = remembered.gfid
         iatt_of = self._iatt
         lstat = os.stat
-        with stream.lock:
-            dir_fd = stream.fd
-            if dir_fd < 0:
-                raise OSError(errno.EBADF, "Fd already released")
-            # a listed entry costs the reply at least `fixed` plus its name, its
-            # getdents record about 24 bytes plus the name
-            first_read = size // 4 if plus else size * 2
-            clock = remembered.clock()
-            for records in stream.records_from(cookie, first_read):
-                for name, d_off, d_ino, d_type in records:
-                    if at_root and name == HIDDEN_DIR:
-                        continue
-                    cost = fixed + len(name)
-                    if entries and used + cost > size:
-                        return entries, False
-                    used += cost
-                    if plus and name != b"." and name != b"..":
-                        # _vouched_dirent, inlined: this loop runs once per listed entry
-                        try:
-                            st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
-                        except OSError:
-                            st = None
-                        if st is not None:
-                            gfid = known_gfid(st, dir_gfid, name) or \
-                                self._vouch(dir_fd, name, st, dir_gfid, clock)
-                            if gfid is not None:
-                                iatt = iatt_of(st, gfid)
-                                append(Dirent(name, d_off, iatt.ino, iatt.type, iatt))
-                                continue
-                    dirent = self._dirent(dir_gfid, dir_fd, RawEntry(name, d_off, d_ino, d_type),
-                                          plus, quick_tried=plus)
-                    if dirent is None:
-                        used -= cost
-                        continue  # removed while we listed
-                    append(dirent)
-        return entries, True
+        clock = remembered.clock()
+        before = cookie             # the cookie the current batch follows
+        for records in batches:
+            for record in records:
+                name, d_off, d_ino, d_type = record
+                if at_root and name == HIDDEN_DIR:
+                    continue
+                cost = fixed + len(name)
+                if entries and used + cost > size:
+                    at = records.index(record)
+                    return entries, (records[at - 1][1] if at else before, records[at:])
+                used += cost
+                if plus and name != b"." and name != b"..":
+                    # _vouched_dirent, inlined: this loop runs once per listed entry
+                    try:
+                        st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    except OSError:
+                        st = None
+                    if st is not None:
+                        gfid = known_gfid(st, dir_gfid, name) or \
+                            self._vouch(dir_fd, name, st, dir_gfid, clock)
+                        if gfid is not None:
+                            iatt = iatt_of(st, gfid)
+                            append(Dirent(name, d_off, iatt.ino, iatt.type, iatt))
+                            continue
+                dirent = self._dirent(dir_gfid, dir_fd, RawEntry(name, d_off, d_ino, d_type),
+                                      plus, quick_tried=plus)
+                if dirent is None:
+                    used -= cost
+                    continue  # removed while we listed
+                append(dirent)
+            before = records[-1][1]
+        return entries, None
 
     def _vouch(self, dir_fd: int, name: bytes, st, dir_gfid: bytes, clock: int) -> bytes | None:
         """The gfid of `name` (lstat `st`) if the index vouches for it, then remembered."""
