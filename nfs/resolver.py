@@ -35,6 +35,26 @@ from nfs.nfs3_errors import NfsError
 _GONE = (errno.ENOENT, errno.ESTALE)
 
 
+_monotonic = time.monotonic
+
+
+class _Route:
+    """What a handle's (exportid, mountid) means for one client address (see
+    HandleResolver); `allowed` empty: the address may use none of them."""
+
+    __slots__ = ("expires", "allowed", "first_path", "volume", "xl", "inodes", "mapper")
+
+    def __init__(self, expires: float, allowed: tuple, first_path: str, volume, xl,
+                 inodes: InodeTable | None, mapper: AttrMapper):
+        self.expires = expires
+        self.allowed = allowed        # the candidate exports the address may use, in order
+        self.first_path = first_path  # for the ACCES message
+        self.volume = volume          # the first allowed whole-volume export: contains all
+        self.xl = xl
+        self.inodes = inodes
+        self.mapper = mapper
+
+
 class Target:
     """What a handle resolved to: the object, its export, and how to describe it."""
 
@@ -56,12 +76,21 @@ class Target:
 
 
 class HandleResolver:
+    """Handles to Targets.  What a handle's export part and the client's
+    address decide (the candidate exports, which of them the address may
+    use, the volume's inode table and attribute mapper) is kept per
+    (exportid, mountid, address) as a `_Route` for HOST_CACHE_SECONDS: a
+    handle then costs one dict lookup before its gfid, instead of a host
+    check, a table lookup and a scan of the exports on every call.  The
+    cache is emptied by `set_exports` (exports changed) and when full; the
+    time bound is for host rules that name hosts, whose addresses may move."""
+
     HOST_CACHE_SECONDS = 30.0
     HOST_CACHE_SIZE = 4096
 
     def __init__(self, exports, inodes: InodeTables, enable_ino32: bool):
         self.tables = inodes
-        self._host_cache: dict = {}
+        self._routes: dict = {}
         self._lock = threading.Lock()
         self.set_exports(exports, enable_ino32)
 
@@ -77,7 +106,7 @@ class HandleResolver:
         self._by_volume = by_volume
         self._mappers = mappers
         with self._lock:
-            self._host_cache.clear()
+            self._routes = {}
 
     # --- the answer -------------------------------------------------------
     def resolve(self, req, nfs_fh) -> Target:
@@ -86,52 +115,55 @@ class HandleResolver:
             exportid, gfid, mountid = fh.parse(data)
         except fh.BadHandle as err:
             raise NfsError(N.NFS3ERR_BADHANDLE, str(err)) from None
-        export = self._by_mount.get((exportid, mountid))
-        candidates = (export,) if export is not None else self._by_volume.get(exportid)
-        if not candidates:
-            raise NfsError(N.NFS3ERR_STALE, "handle of an export that is not exported")
         address = req.peer[0]
-        if len(candidates) == 1:     # the usual case: no list to build
-            allowed = candidates if self._host_ok(candidates[0], address) else ()
-        else:
-            allowed = self._allowed(candidates, address)
+        route = self._routes.get((exportid, mountid, address))
+        if route is None or route.expires <= _monotonic():
+            route = self._route(exportid, mountid, address)
+        allowed = route.allowed
         if not allowed:
-            raise NfsError(N.NFS3ERR_ACCES, f"{req.peer[0]} may not use {candidates[0].path}")
+            raise NfsError(N.NFS3ERR_ACCES, f"{address} may not use {route.first_path}")
         looked_up = None
-        xl = allowed[0].xlator
-        inodes = self.tables.table(xl.name)
+        inodes = route.inodes
         inode = inodes.get(gfid)
         if inode is not None:
             kind = inode.type
         else:
             try:
-                looked_up = xl.lookup(req.caller, gfid, None)
+                looked_up = route.xl.lookup(req.caller, gfid, None)
             except OSError as err:
                 if err.errno in _GONE:
                     raise NfsError(N.NFS3ERR_STALE, "no object with that gfid") from None
                 raise
             inodes.link(looked_up)
             kind = looked_up.type
-        export = self._containing(allowed, gfid, kind, inodes)
-        return Target(export, gfid, bytes(data), kind, self._mappers[exportid], looked_up,
-                      inodes)
+        export = route.volume
+        if export is None:
+            export = self._containing(allowed, gfid, kind, inodes)
+        return Target(export, gfid, bytes(data), kind, route.mapper, looked_up, inodes)
 
     # --- host rules ---------------------------------------------------------
-    def _allowed(self, candidates, address: str) -> list:
-        return [e for e in candidates if self._host_ok(e, address)]
-
-    def _host_ok(self, export, address: str) -> bool:
-        key = (id(export), address)
-        now = time.monotonic()
-        cached = self._host_cache.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        allowed = export.host_allowed(address)
+    def _route(self, exportid: bytes, mountid: bytes, address: str) -> "_Route":
+        """Work out (and keep) what a handle's export part means for `address`;
+        STALE for an export that is not exported (not kept: nothing to save).
+        A route worked out while `set_exports` ran is not kept: the cache it
+        was meant for is gone (read first: set_exports replaces it last)."""
+        routes = self._routes
+        export = self._by_mount.get((exportid, mountid))
+        candidates = (export,) if export is not None else self._by_volume.get(exportid)
+        if not candidates:
+            raise NfsError(N.NFS3ERR_STALE, "handle of an export that is not exported")
+        allowed = tuple(e for e in candidates if e.host_allowed(address))
+        xl = allowed[0].xlator if allowed else None
+        route = _Route(
+            _monotonic() + self.HOST_CACHE_SECONDS, allowed, candidates[0].path,
+            next((e for e in allowed if e.is_volume), None), xl,
+            self.tables.table(xl.name) if xl is not None else None, self._mappers[exportid])
         with self._lock:
-            if len(self._host_cache) >= self.HOST_CACHE_SIZE:
-                self._host_cache.clear()
-            self._host_cache[key] = (allowed, now + self.HOST_CACHE_SECONDS)
-        return allowed
+            if self._routes is routes:
+                if len(routes) >= self.HOST_CACHE_SIZE:
+                    routes.clear()
+                routes[(exportid, mountid, address)] = route
+        return route
 
     # --- containment ----------------------------------------------------------
     def _containing(self, allowed: list, gfid: bytes, kind: int, inodes: InodeTable):

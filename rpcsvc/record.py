@@ -163,6 +163,13 @@ class RecordAssembler:
                     self._take_partial(view[pos:count])
                     return
                 continue
+            if word & LAST_FRAGMENT and not self._pieces and not self._empty_count:
+                # A whole record in one fragment, the usual case: no helper calls.
+                if length > self.max_record:
+                    self._check_size(length)    # raises RecordTooLarge
+                records.append(view[pos:pos + length])
+                pos += length
+                continue
             self._check_size(length)
             self._frag_last = bool(word & LAST_FRAGMENT)
             self._finish_fragment(view[pos:pos + length], records)

@@ -30,6 +30,12 @@ from rpcsvc.transport import TcpConnection, TcpListener, UdpEndpoint
 
 logger = gflog.get_logger("rpcsvc")
 
+parse_call = wire.parse_call
+authenticate = auth.authenticate
+_success_header = wire.SUCCESS_HEADER.pack
+_SUCCESS_TAIL = wire.SUCCESS_TAIL
+_monotonic = time.monotonic
+
 DEFAULT_MAX_RECORD = (1 << 20) + 64 * 1024   # 1 MiB write size plus header room
 DEFAULT_OUTSTANDING_LIMIT = 16               # gnfs rpc.outstanding-rpc-limit for NFS
 DEFAULT_DRC_SIZE = 0x20000                   # gnfs nfs.drc-size
@@ -243,8 +249,12 @@ class RpcService:
         transport.send_reply([reply], peer)
 
     def _on_record(self, transport, record, peer) -> None:
+        """One call, from its header to its reply or its hand-off to the stage.
+
+        This and `_run` are the whole per-call path of the service, written
+        flat on purpose: every call pays for each Python call made here."""
         try:
-            header = wire.parse_call(record)
+            header = parse_call(record)
         except wire.Unanswerable as why:
             self.count("dropped_messages")
             logger.debug("%s: dropped a message from %s: %s", self.name, peer[0], why)
@@ -255,7 +265,7 @@ class RpcService:
             return
         xid = header.xid
         try:
-            creds = auth.authenticate(header, peer[0])
+            creds = authenticate(header, peer[0])
         except auth.AuthFailure as failure:
             logger.debug("%s: call %#x from %s refused: %s", self.name, xid, peer[0], failure)
             self._refuse(transport, peer, wire.denied_auth(xid, failure.auth_stat), "AUTH_ERROR")
@@ -273,16 +283,21 @@ class RpcService:
             self._refuse(transport, peer, wire.accepted_header(
                 xid, wire.PROG_MISMATCH, min(known), max(known)), "PROG_MISMATCH")
             return
-        if header.proc not in prog.actors:
+        proc = header.proc
+        if proc not in prog.actors:
             self._refuse(transport, peer, wire.accepted_header(xid, wire.PROC_UNAVAIL),
                          "PROC_UNAVAIL")
             return
-        try:
-            auth.check_min_flavor(creds.flavor, prog.min_auth)
-        except auth.AuthFailure as failure:
-            self._refuse(transport, peer, wire.denied_auth(xid, failure.auth_stat), "AUTH_ERROR")
-            return
-        privileged = auth.is_privileged(peer[1])
+        # `authenticate` only lets AUTH_NONE and AUTH_SYS through, and both meet
+        # a minimum of AUTH_NONE: the check is only needed above it.
+        if prog.min_auth != wire.AUTH_NONE:
+            try:
+                auth.check_min_flavor(creds.flavor, prog.min_auth)
+            except auth.AuthFailure as failure:
+                self._refuse(transport, peer, wire.denied_auth(xid, failure.auth_stat),
+                             "AUTH_ERROR")
+                return
+        privileged = 0 < peer[1] < auth.PRIVILEGED_PORT_LIMIT    # auth.is_privileged
         if not privileged and not self.allow_insecure and not prog.unprivileged:
             logger.info("%s: call from unprivileged port %s:%d refused", self.name, *peer)
             self._refuse(transport, peer, wire.denied_auth(xid, wire.AUTH_TOOWEAK), "AUTH_ERROR")
@@ -290,10 +305,10 @@ class RpcService:
         req = Request(header, creds, peer, transport.local, transport.kind, privileged,
                       transport, record)
         req.program = prog
-        req.proc_spec = prog.procs[header.proc]
-        req.received = time.monotonic()
-        if self.drc is not None and header.proc in prog.non_idempotent:
-            key = self.drc.make_key(peer[0], xid, header.prog, header.vers, header.proc,
+        req.proc_spec = prog.procs[proc]
+        req.received = _monotonic()
+        if self.drc is not None and proc in prog.non_idempotent:
+            key = self.drc.make_key(peer[0], xid, header.prog, header.vers, proc,
                                     req.raw_args)
             state, found = self.drc.lookup(key)
             if state == HIT:
@@ -302,7 +317,6 @@ class RpcService:
             if state == DROP:
                 return
             req._drc_entry = found
-        proc = header.proc
         with self._lock:
             self._inflight += 1
             self._calls[(prog.number, prog.version, proc)] += 1
@@ -310,8 +324,20 @@ class RpcService:
         if proc in prog.inline or (quick is not None and quick(record, header.args_offset)):
             # No call_started/call_done: the transport's outstanding count throttles
             # reading while calls wait in the stage, and this one is done before the
-            # event thread reads again.
-            self._execute(req, inline=True)
+            # event thread reads again.  (`_execute` for the event thread, unrolled.)
+            try:
+                reply = self._run(req)
+                if req._drc_entry is not None:
+                    reply = self._keep_reply(req, reply)
+                transport.defer_reply(reply, peer)
+            finally:
+                if req._drc_entry is not None:
+                    self._finished(req, True)
+                else:                       # `_finished(req, True)`, unrolled
+                    with self._lock:
+                        self._inflight -= 1
+                        if self._inflight == 0 and self._draining:
+                            self._idle.notify_all()
             return
         transport.call_started()
         try:
@@ -325,15 +351,19 @@ class RpcService:
         try:
             reply = self._run(req)
             if req._drc_entry is not None:
-                joined = b"".join(reply)
-                self.drc.finish(req._drc_entry, joined)
-                reply = [joined]
+                reply = self._keep_reply(req, reply)
             if inline:
                 req._conn.defer_reply(reply, req.peer)
             else:
                 req._conn.send_reply(reply, req.peer)
         finally:
             self._finished(req, inline)
+
+    def _keep_reply(self, req: Request, reply: list) -> list:
+        """The duplicate request cache keeps the reply of a non-idempotent call."""
+        joined = b"".join(reply)
+        self.drc.finish(req._drc_entry, joined)
+        return [joined]
 
     def _finished(self, req: Request, inline: bool = False) -> None:
         if req._drc_entry is not None and req._drc_entry.reply is None:
@@ -349,17 +379,15 @@ class RpcService:
         """The reply message (as buffers) for an accepted call."""
         prog, proc, xid = req.program, req.proc_spec, req.xid
         try:
-            for check in (self.peer_check, prog.peer_check):
-                if check is not None and not check(req.peer[0]):
-                    refusal = self.peer_refusal if check is self.peer_check else prog.peer_refusal
-                    self.count("AUTH_ERROR")
-                    logger.info("%s: %s refused for %s v%d", self.name, req.peer[0], prog.name,
-                                prog.version)
-                    return [wire.denied_auth(xid, refusal)]
+            if self.peer_check is not None or prog.peer_check is not None:
+                refused = self._peer_refused(req)
+                if refused is not None:
+                    return [refused]
+            record = req._record
             try:
-                args, end = proc.arg.decode(req._record, req._args_offset)
-                if end != len(req._record):
-                    raise xdr.XdrError(f"{len(req._record) - end} bytes after the arguments")
+                args, end = proc.arg.decode(record, req._args_offset)
+                if end != len(record):
+                    raise xdr.XdrError(f"{len(record) - end} bytes after the arguments")
             except _DECODE_ERRORS as error:
                 self.count("GARBAGE_ARGS")
                 logger.debug("%s: %s from %s: garbage arguments: %s", self.name, proc.name,
@@ -368,8 +396,8 @@ class RpcService:
             req.args = args
             result = prog.actors[req.proc](req)
             if isinstance(result, Reply):
-                return [wire.accepted_header(xid), *result.buffers]
-            return [wire.accepted_header(xid), proc.res.encode(result)]
+                return [_success_header(xid, _SUCCESS_TAIL), *result.buffers]
+            return [_success_header(xid, _SUCCESS_TAIL), proc.res.encode(result)]
         except RpcError as error:
             self.count(wire.ACCEPT_STAT_NAMES.get(error.accept_stat, "accept_errors"))
             return [wire.accepted_header(xid, error.accept_stat)]
@@ -381,6 +409,18 @@ class RpcService:
             logger.error("%s: %s v%d %s (xid %#x) from %s raised", self.name, prog.name,
                          prog.version, proc.name, xid, req.peer[0], exc_info=True)
             return [wire.accepted_header(xid, wire.SYSTEM_ERR)]
+
+    def _peer_refused(self, req: Request) -> bytes | None:
+        """The denial for a peer the service's or the program's check refuses."""
+        prog = req.program
+        for check in (self.peer_check, prog.peer_check):
+            if check is not None and not check(req.peer[0]):
+                refusal = self.peer_refusal if check is self.peer_check else prog.peer_refusal
+                self.count("AUTH_ERROR")
+                logger.info("%s: %s refused for %s v%d", self.name, req.peer[0], prog.name,
+                            prog.version)
+                return wire.denied_auth(req.xid, refusal)
+        return None
 
     # ---- lifecycle --------------------------------------------------------------------
 

@@ -37,13 +37,15 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 import threading
 import time
 from collections import deque
 
 from event.errors import EventPoolError
 from glusterfsd import log as gflog
-from rpcsvc.record import HEADER_SIZE, FramingError, RecordAssembler, record_mark
+from rpcsvc.record import (HEADER_SIZE, LAST_FRAGMENT, FramingError, RecordAssembler,
+                           record_mark)
 
 logger = gflog.get_logger("rpcsvc")
 
@@ -56,6 +58,9 @@ ACCEPTS_PER_EVENT = 64
 UDP_MAX_DATAGRAM = 65536
 ACCEPT_BACKOFF = 0.1        # seconds the listener rests after accept() ran out of fds
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+_pack_word = struct.Struct(">I").pack
 
 
 def _address(addr) -> tuple[str, int]:
@@ -205,6 +210,7 @@ class TcpConnection(Transport):
         self.reaped = False         # the idle sweep shut it down
         self._assembler = RecordAssembler(svc.max_record, bulk=BULK_READ)
         self._cork: list | None = None        # inline replies of the records being handled
+        self._cork_sizes: list = []           # ... the size of each, its mark included
         self._held: deque = deque()           # records read while the throttle was closed
         self._cork_bytes = 0
         self._queue: deque = deque()          # buffers not yet written, in order
@@ -238,6 +244,13 @@ class TcpConnection(Transport):
                 self.close()
 
     def _read(self) -> None:
+        """Read and dispatch until EAGAIN, or a short read that brought at
+        most one call; at most RECVS_PER_EVENT reads.  After a read of several
+        calls it reads again: a pipelining client (fio, iodepth 16) sent more
+        while they ran, and one recv is cheaper than a re-arm, an epoll_wait
+        and a wake-up of the pool's other thread, which then waits for our
+        GIL (randread, 4 s: 6 325 epoll_waits and 11 586 futex calls before,
+        149 and 401 after).  One call at a time (ls, cp): no extra recv."""
         assembler = self._assembler
         for _ in range(RECVS_PER_EVENT):
             if self.throttled or self.paused or self.closed:
@@ -266,6 +279,8 @@ class TcpConnection(Transport):
                 self._dispatch(records)
                 if self._held:
                     return      # the throttle closed: read nothing more until they are in
+                if len(records) > 1:
+                    continue    # a client that pipelines (see the docstring)
             if count < len(buf):
                 return          # the socket is drained
 
@@ -282,6 +297,7 @@ class TcpConnection(Transport):
         corking = len(records) > 1
         if corking:
             self._cork = []
+            self._cork_sizes = []
         try:
             for index, rec in enumerate(records):
                 if self.throttled or self.closed:
@@ -331,31 +347,33 @@ class TcpConnection(Transport):
 
     def defer_reply(self, buffers: list, peer=None) -> bool:
         """send_reply for a call run on the event thread while it handles the
-        records of one read: the replies leave together, in one sendmsg."""
+        records of one read: the replies leave together, in one sendmsg.
+        The cork holds them already framed (mark, buffers, mark, buffers ...)
+        with the size of each in `_cork_sizes`, as `_send_record` wants them."""
         cork = self._cork
         if cork is None:
             return self.send_reply(buffers, peer)
         size = 0
         for buf in buffers:
             size += len(buf)
-        cork.append((size, buffers))
+        cork.append(_pack_word(LAST_FRAGMENT | size))   # record_mark(size), inline
+        cork.extend(buffers)
+        sizes = self._cork_sizes
+        sizes.append(size + HEADER_SIZE)
         self._cork_bytes += size
-        if len(cork) >= CORK_REPLIES or self._cork_bytes >= CORK_BYTES:
+        if len(sizes) >= CORK_REPLIES or self._cork_bytes >= CORK_BYTES:
             self._uncork()
         return not self.closed
 
     def _uncork(self) -> None:
         """Send the corked replies as one write (and let the throttle count them)."""
-        replies = self._cork
-        if not replies:
+        sizes = self._cork_sizes
+        if not sizes:
             return
+        record = self._cork
         self._cork = []
+        self._cork_sizes = []
         self._cork_bytes = 0
-        record, sizes = [], []
-        for size, buffers in replies:
-            record.append(record_mark(size))
-            record.extend(buffers)
-            sizes.append(size + HEADER_SIZE)
         self._send_record(record, sizes)
 
     def send_reply(self, buffers: list, peer=None) -> bool:
@@ -379,7 +397,7 @@ class TcpConnection(Transport):
                 self._queued_bytes += total
                 self._rethrottle_locked()
                 return True
-            rest, sent = self._write(record)
+            rest, sent = self._write(record, total)
             if rest is None:
                 broken = True
             else:
@@ -396,14 +414,17 @@ class TcpConnection(Transport):
             return False
         return True
 
-    def _write(self, buffers: list) -> tuple[list | None, int]:
-        """sendmsg until done or EAGAIN.
+    def _write(self, buffers: list, size: int) -> tuple[list | None, int]:
+        """sendmsg the `size` bytes of `buffers` until done or EAGAIN.
 
-        Returns (the unsent rest, or None if the socket failed; bytes sent)."""
+        Returns (the unsent rest, or None if the socket failed; bytes sent).
+        Knowing `size` spares the usual case (all taken) a walk over the
+        buffers: a tenth of the event thread's time with 16 corked READs."""
         total = 0
+        sendmsg = self.sock.sendmsg
         while buffers:
             try:
-                sent = self.sock.sendmsg(buffers[:IOV_MAX])
+                sent = sendmsg(buffers if len(buffers) <= IOV_MAX else buffers[:IOV_MAX])
             except (BlockingIOError, InterruptedError) as error:
                 if isinstance(error, InterruptedError):
                     continue
@@ -413,6 +434,9 @@ class TcpConnection(Transport):
                     logger.warning("tcp %s:%d: write failed: %s", *self.peer, error)
                 return None, total
             total += sent
+            if total == size:
+                buffers = []        # the usual case: all taken, no walk to find the rest
+                break
             buffers = _advance(buffers, sent)
         if total:
             self.last_active = time.monotonic()
@@ -433,7 +457,7 @@ class TcpConnection(Transport):
             if not self._queue:
                 self._select(-1, 0)
                 return
-            rest, sent = self._write(list(self._queue))
+            rest, sent = self._write(list(self._queue), self._queued_bytes)
             self._queue.clear()
             if rest is None:
                 broken = True

@@ -44,6 +44,8 @@ ACCEPT_STAT_NAMES = {SUCCESS: "SUCCESS", PROG_UNAVAIL: "PROG_UNAVAIL",
                      GARBAGE_ARGS: "GARBAGE_ARGS", SYSTEM_ERR: "SYSTEM_ERR"}
 
 _CALL_FIXED = struct.Struct(">IIIIIIII")  # xid type rpcvers prog vers proc cflavor clen
+_CALL_SIZE = _CALL_FIXED.size
+_MIN_CALL = _CALL_SIZE + 8          # the fixed words and an empty verifier
 _AUTH_HEAD = struct.Struct(">II")
 _TWO = struct.Struct(">II")
 _ACCEPTED = struct.Struct(">IIIIII")  # xid REPLY MSG_ACCEPTED verf(flavor, len) stat
@@ -99,7 +101,30 @@ def parse_call(msg) -> CallHeader:
     reply to send: RPC_MISMATCH(2, 2) for another RPC version, AUTH_BADCRED /
     AUTH_BADVERF for an over-long credential or verifier, GARBAGE_ARGS for a
     header cut short (what gnfs answers when `xdr_to_rpc_call` fails).
+
+    Every call pays for this, so a well-formed header is decoded with two
+    unpacks and no helper calls; anything the fast path does not accept goes
+    through `_parse_call_checked`, which tells exactly what is wrong.
     """
+    size = len(msg)
+    if size >= _MIN_CALL:
+        xid, mtype, rpcvers, prog, vers, proc, cflavor, clen = _CALL_FIXED.unpack_from(msg, 0)
+        if mtype == CALL and rpcvers == RPC_VERSION and clen <= MAX_AUTH_BYTES:
+            verf_at = _CALL_SIZE + ((clen + 3) & ~3)
+            if verf_at + 8 <= size:
+                vflavor, vlen = _AUTH_HEAD.unpack_from(msg, verf_at)
+                verf_at += 8
+                args_offset = verf_at + ((vlen + 3) & ~3)
+                if vlen <= MAX_AUTH_BYTES and args_offset <= size:
+                    view = msg if type(msg) is memoryview else memoryview(msg)
+                    return CallHeader(xid, prog, vers, proc, cflavor,
+                                      view[_CALL_SIZE:_CALL_SIZE + clen], vflavor,
+                                      view[verf_at:verf_at + vlen], args_offset)
+    return _parse_call_checked(msg)
+
+
+def _parse_call_checked(msg) -> CallHeader:
+    """parse_call step by step, each check raising what the RFC names."""
     size = len(msg)
     if size < 8:
         raise Unanswerable(f"{size}-byte message has no room for xid and type")
@@ -138,6 +163,10 @@ def parse_call(msg) -> CallHeader:
     view = msg if isinstance(msg, memoryview) else memoryview(msg)
     return CallHeader(xid, prog, vers, proc, cflavor, view[offset:cred_end], vflavor,
                       view[verf_body_at:verf_body_at + vlen], args_offset)
+
+
+SUCCESS_HEADER = struct.Struct(">I20s")  # xid, then the words every SUCCESS reply shares
+SUCCESS_TAIL = struct.pack(">IIIII", REPLY, MSG_ACCEPTED, AUTH_NONE, 0, SUCCESS)
 
 
 def accepted_header(xid: int, stat: int = SUCCESS, low: int | None = None,

@@ -237,3 +237,15 @@ def test_a_small_cut_fragment_gets_only_growth_times_what_arrived():
     b.want()[:len(data)] = data
     assert b.filled(len(data)) == []
     assert len(b.want()) == (GROWTH - 1) * 60 * 1024      # 16 x what came, not 32 MiB
+
+
+def test_a_bulk_read_joins_empty_fragments_to_the_record_they_precede():
+    """The whole-record shortcut is only taken with nothing pending: a record
+    that began with empty fragments comes out whole, and its empty-fragment
+    count starts again for the next record."""
+    a = RecordAssembler(1 << 20, max_empty_fragments=3, bulk=4096)
+    data = (record_mark(0, last=False) * 3 + frame(b"after empties")
+            + record_mark(0, last=False) * 3 + frame(b"again") + frame(b"plain"))
+    a.want()[:len(data)] = data
+    assert [bytes(r) for r in a.filled(len(data))] == [b"after empties", b"again", b"plain"]
+    assert a.idle

@@ -90,3 +90,51 @@ def test_success_reply_body_offset():
     reply = wire.accepted_header(7) + b"RESULT"
     header = wire.parse_reply(reply)
     assert header.success and reply[header.body_offset:] == b"RESULT"
+
+
+# --- the fast path of parse_call against the step-by-step checks ----------------------
+
+def _outcome(parse, msg):
+    try:
+        h = parse(msg)
+    except (wire.Unanswerable, wire.BadHeader) as error:
+        return type(error).__name__, getattr(error, "reply", None), getattr(error, "kind", None)
+    return ("ok", h.xid, h.prog, h.vers, h.proc, h.cred_flavor, bytes(h.cred_body),
+            h.verf_flavor, bytes(h.verf_body), h.args_offset)
+
+
+@pytest.mark.parametrize("cred_len", [0, 1, 3, 4, 5, 255, 400])
+@pytest.mark.parametrize("verf_len", [0, 2, 8, 400])
+def test_fast_parse_agrees_with_the_checked_parse_on_good_headers(cred_len, verf_len):
+    msg = call_msg(0xABCD, 100005, 3, 1, args=b"ARGUMENTS",
+                   cred=(wire.AUTH_SYS, bytes(i % 251 for i in range(cred_len))),
+                   verf=(wire.AUTH_NONE, b"v" * verf_len))
+    for given in (msg, memoryview(msg), bytearray(msg)):
+        fast = _outcome(wire.parse_call, given)
+        assert fast[0] == "ok" and fast == _outcome(wire._parse_call_checked, given)
+        assert msg[fast[-1]:] == b"ARGUMENTS"
+
+
+def test_fast_parse_agrees_with_the_checked_parse_on_every_cut_and_bad_field():
+    """Each prefix of a call, and calls with a bad type, version or length, get
+    exactly the answer the step-by-step parser gives."""
+    msg = call_msg(77, cred=(wire.AUTH_SYS, b"c" * 5), verf=(wire.AUTH_NONE, b"vvv"), args=b"A")
+    for cut in range(len(msg) + 1):
+        assert _outcome(wire.parse_call, msg[:cut]) == \
+            _outcome(wire._parse_call_checked, msg[:cut]), cut
+    bad = []
+    # words: 4 message type, 8 rpcvers, 28 credential length (5, padded to 8),
+    # 44 verifier length (3)
+    for at, value in ((4, wire.REPLY), (8, 3), (28, 401), (28, 0xFFFFFFFF), (44, 401),
+                      (44, 0x7FFFFFFF), (28, 100), (44, 8)):
+        changed = bytearray(msg)
+        struct.pack_into(">I", changed, at, value)
+        bad.append(bytes(changed))
+    for changed in bad:
+        outcome = _outcome(wire.parse_call, changed)
+        assert outcome[0] != "ok" and outcome == _outcome(wire._parse_call_checked, changed)
+
+
+def test_success_header_is_the_accepted_header():
+    assert wire.SUCCESS_HEADER.pack(0xDEADBEEF, wire.SUCCESS_TAIL) == \
+        wire.accepted_header(0xDEADBEEF)

@@ -32,6 +32,9 @@ from xlators.storage.gfid_layout import Obj, proc_path
 from xlators.storage.identity import ANONYMOUS_FD, Creds, is_server
 from xlators.storage.posix_core import PosixCore
 
+S_ISREG = statmod.S_ISREG
+_READ_RIGHTS = (os.R_OK, os.X_OK)
+_WRITE_RIGHTS = (os.W_OK,)
 _ACCESS_FOR = {os.O_RDONLY: os.R_OK, os.O_WRONLY: os.W_OK, os.O_RDWR: os.R_OK | os.W_OK}
 
 
@@ -85,7 +88,7 @@ class IoFops(PosixCore):
             except PermissionError:
                 continue
         raise PermissionError(errno.EACCES, "the caller may not "
-                              + ("write" if rights == (os.W_OK,) else "read") + " this file")
+                              + ("write" if rights == _WRITE_RIGHTS else "read") + " this file")
 
     def _check_right(self, obj: Obj, acc: int, creds: Creds) -> None:
         try:
@@ -122,7 +125,10 @@ class IoFops(PosixCore):
 
     def read(self, caller: Caller, fd: Fd, offset: int, size: int):
         creds = self._enter(caller)
-        acc = self._file_acc(fd)
+        ctx = fd.ctx
+        acc = ctx.get("acc")
+        if acc is None or fd.is_dir or "released" in ctx:
+            acc = self._file_acc(fd)    # raises what is wrong with it
         if acc == os.O_WRONLY:
             raise OSError(errno.EBADF, "Fd is open for writing only")
         if offset < 0 or size < 0:
@@ -132,15 +138,20 @@ class IoFops(PosixCore):
             osfd = entry.fd
             data = os.pread(osfd, size, offset)
             st = os.fstat(osfd)
-            self._caller_may(fd, caller, creds, osfd, st, (os.R_OK, os.X_OK))
+            if creds[0] != st.st_uid or not S_ISREG(st.st_mode):   # else: the owner, passes
+                self._caller_may(fd, caller, creds, osfd, st, _READ_RIGHTS)
             return data, self._iatt(st, fd.gfid)
         finally:
             self.fd_cache.unpin(entry)
 
     def write(self, caller: Caller, fd: Fd, offset: int, data: bytes, stable: int):
         creds = self._enter(caller)
-        self._writable("write")
-        acc = self._file_acc(fd)
+        if self.read_only:
+            self._writable("write")
+        ctx = fd.ctx
+        acc = ctx.get("acc")
+        if acc is None or fd.is_dir or "released" in ctx:
+            acc = self._file_acc(fd)    # raises what is wrong with it
         if acc == os.O_RDONLY:
             raise OSError(errno.EBADF, "Fd is open for reading only")
         if stable not in (0, 1, 2):
@@ -152,7 +163,8 @@ class IoFops(PosixCore):
         try:
             osfd = entry.fd
             st = os.fstat(osfd)
-            self._caller_may(fd, caller, creds, osfd, st, (os.W_OK,))
+            if creds[0] != st.st_uid or not S_ISREG(st.st_mode):   # else: the owner, passes
+                self._caller_may(fd, caller, creds, osfd, st, _WRITE_RIGHTS)
             pre = self._iatt(st, fd.gfid)
             written = os.pwrite(osfd, view, offset)
             while 0 < written < len(view):   # a short write: carry on from where it stopped
