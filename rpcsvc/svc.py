@@ -26,7 +26,8 @@ from rpcsvc import auth, wire, xdr
 from rpcsvc.drc import DROP, HIT, DuplicateRequestCache
 from rpcsvc.program import Program, Reply, Request, RpcAuthError, RpcError
 from rpcsvc.stage import StagePool, Ticker
-from rpcsvc.transport import TcpConnection, TcpListener, UdpEndpoint
+from rpcsvc.listener import TcpListener
+from rpcsvc.transport import TcpConnection, UdpEndpoint
 
 logger = gflog.get_logger("rpcsvc")
 

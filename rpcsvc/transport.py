@@ -1,6 +1,6 @@
 """TCP and UDP transports on the event pool.
 
-TCP: a listener accepts non-blocking connections; each connection reassembles
+TCP: a listener (`rpcsvc.listener`) accepts non-blocking connections; each connection reassembles
 records (`record.RecordAssembler`) on its event thread and hands them to the
 service.  A reply is `[record mark, header, payload buffers...]` written with
 one `sendmsg`; what the kernel does not take is queued and POLLOUT armed, and
@@ -29,9 +29,8 @@ Resources a peer could pin without doing anything (see `RpcService`): a
 connection that has neither received nor sent a byte for `idle_timeout`
 (and has no call in the stage) is shut down by the service's sweep; above
 `max_connections` a new connection is accepted and closed at once; when
-accept() runs out of descriptors the listener stops polling for
-ACCEPT_BACKOFF seconds (a timer turns it back on): an event thread never
-sleeps.
+accept() runs out of descriptors the listener rests (see `rpcsvc.listener`):
+an event thread never sleeps.
 """
 from __future__ import annotations
 
@@ -54,16 +53,13 @@ BULK_READ = 64 * 1024      # one read between records takes this much (several s
 CORK_REPLIES = 16          # inline replies sent together at most (fio's usual iodepth)
 CORK_BYTES = 256 * 1024    # ... or this many bytes of them
 RECVS_PER_EVENT = 64        # fairness: yield the event thread after this many reads
-ACCEPTS_PER_EVENT = 64
 UDP_MAX_DATAGRAM = 65536
-ACCEPT_BACKOFF = 0.1        # seconds the listener rests after accept() ran out of fds
-_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 _pack_word = struct.Struct(">I").pack
 
 
-def _address(addr) -> tuple[str, int]:
+def address_of(addr) -> tuple[str, int]:
     return (addr[0], addr[1]) if isinstance(addr, tuple) else (str(addr), 0)
 
 
@@ -90,7 +86,7 @@ class Transport:
         self.pool = svc.pool
         self.sock = sock
         self.fd = sock.fileno()
-        self.local = _address(sock.getsockname())
+        self.local = address_of(sock.getsockname())
         self.idx: int | None = None
         self.gen: int | None = None
         self.outstanding = 0      # calls in the stage (their replies not yet written)
@@ -205,7 +201,7 @@ class TcpConnection(Transport):
 
     def __init__(self, svc, sock: socket.socket, peer):
         super().__init__(svc, sock)
-        self.peer = _address(peer)
+        self.peer = address_of(peer)
         self.eof = False
         self.reaped = False         # the idle sweep shut it down
         self._assembler = RecordAssembler(svc.max_record, bulk=BULK_READ)
@@ -478,94 +474,6 @@ class TcpConnection(Transport):
         self._queued_bytes = 0
 
 
-class TcpListener:
-    """Accepts connections on a listening socket (it may be shared with other workers)."""
-
-    kind = "tcp-listener"
-
-    def __init__(self, svc, sock: socket.socket):
-        self.svc = svc
-        self.pool = svc.pool
-        self.sock = sock
-        self.local = _address(sock.getsockname())
-        self.idx: int | None = None
-        self.gen: int | None = None
-        self.resting = False        # accept() ran out of descriptors: not polled for now
-        self._rests = 0             # in a row, without an accept in between (log once)
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self.sock.setblocking(False)
-        self.idx, self.gen = self.pool.register(self.sock.fileno(), self._on_event, None,
-                                                True, False)
-
-    def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
-        for _ in range(ACCEPTS_PER_EVENT):
-            try:
-                conn, peer = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return      # another worker took it, or the backlog is empty
-            except OSError as error:
-                if error.errno in _OUT_OF_RESOURCES:
-                    self._rest(error)
-                else:
-                    logger.error("accept on %s:%d failed: %s", *self.local, error)
-                return
-            self._rests = 0
-            self.svc._accepted(conn, peer)
-
-    def _rest(self, error: OSError) -> None:
-        """Out of fds or memory: the listener stays readable, so stop polling it a while.
-
-        Sleeping here would stall every connection served by this event
-        thread; instead the service's ticker turns polling back on."""
-        with self._lock:
-            if self.resting or self.idx is None:
-                return
-            self.resting = True
-            self._rests += 1
-            first = self._rests == 1
-            self._select(0)
-        self.svc.count("accept_backoffs")
-        log = logger.warning if first else logger.debug     # once per shortage, not 10/s
-        log("accept on %s:%d failed: %s; not accepting for %.2fs", *self.local, error,
-            ACCEPT_BACKOFF)
-        if not self.svc._call_later(ACCEPT_BACKOFF, self._wake):
-            self._wake()            # no ticker (service closing): nothing to rest for
-
-    def _wake(self) -> None:
-        with self._lock:
-            if not self.resting:
-                return
-            self.resting = False
-            self._select(1)
-
-    def _select(self, poll_in: int) -> None:
-        if self.idx is None:
-            return
-        try:
-            self.pool.select_on(self.idx, poll_in, -1, self.gen)
-        except EventPoolError:
-            pass
-
-    def stop(self) -> None:
-        """Stop accepting (the socket stays open)."""
-        with self._lock:
-            idx, self.idx = self.idx, None
-        if idx is not None:
-            try:
-                self.pool.unregister(idx, self.gen)
-            except EventPoolError:
-                pass
-
-    def close(self) -> None:
-        self.stop()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 class UdpEndpoint(Transport):
     kind = "udp"
 
@@ -586,7 +494,7 @@ class UdpEndpoint(Transport):
                 if len(datagram) > self.svc.max_record:
                     self.svc.count("framing_errors")
                     continue
-                self.svc._on_record(self, memoryview(datagram), _address(peer))
+                self.svc._on_record(self, memoryview(datagram), address_of(peer))
 
     def send_reply(self, buffers: list, peer) -> bool:
         try:

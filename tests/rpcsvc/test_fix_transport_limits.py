@@ -18,7 +18,8 @@ import pytest
 from rpc_testkit import FSSTAT, NFS3, READ, RawPeer, call_msg, frame, record_mark
 from rpcsvc import wire
 from rpcsvc.record import FIRST_CHUNK
-from rpcsvc.transport import ACCEPT_BACKOFF, TcpConnection
+from rpcsvc.listener import ACCEPT_BACKOFF
+from rpcsvc.transport import TcpConnection
 
 MIB = 1 << 20
 
