@@ -17,7 +17,7 @@ from xlators.storage.ctime_gfids import CtimeGfids
 from xlators.storage.gfid_snapshot import SNAPSHOT_NAME, decode, encode
 from xlators.storage.identity import reset_thread
 
-from storage_listing import listing
+from storage_listing import listing, make_files
 
 NS = 1_000_000_000
 LOG = logging.getLogger("test-gfid-snapshot")
@@ -54,15 +54,6 @@ def watch_gfid_reads(store, monkeypatch) -> list:
                         lambda dir_fd, name, st, parent: read.append(name) or
                         real(dir_fd, name, st, parent))
     return read
-
-
-def make_files(store, parent, count) -> dict:
-    made = {}
-    for i in range(count):
-        fd, iatt, _, _ = store.create(ROOT, parent, b"f%03d" % i, os.O_RDWR, 0o640)
-        store.release(fd)
-        made[b"f%03d" % i] = iatt
-    return made
 
 
 # --- the file format ----------------------------------------------------------

@@ -11,16 +11,7 @@ from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID
 from xlators.storage import dirstream
 from xlators.storage.gfid_layout import entry_path
 
-from storage_listing import listing
-
-
-def make_files(store, parent, count):
-    made = {}
-    for i in range(count):
-        fd, iatt, _, _ = store.create(ROOT, parent, b"f%03d" % i, os.O_RDWR, 0o640)
-        store.release(fd)
-        made[b"f%03d" % i] = iatt
-    return made
+from storage_listing import listing, make_files
 
 
 def test_a_restarted_store_lists_its_files_without_healing(make_store, export, monkeypatch):
