@@ -121,10 +121,30 @@ class InodeTable:
 
     def link_children(self, parent: bytes, children: list[tuple[Iatt, bytes]]) -> None:
         """`link(iatt, parent, name)` for each (iatt, name), under one lock
-        acquisition: a READDIRPLUS reply records dozens of entries at once."""
+        acquisition: a READDIRPLUS reply records dozens of entries at once.
+
+        The two usual cases are spelled out (a listing records every entry: 50 000
+        for `ls -l` of a big directory): an entry seen before under the same name
+        only becomes the youngest, and an unknown one is added with its dentry;
+        the table is trimmed to its limit once per reply.  Anything else (a name
+        that moved, '.' and '..') goes through `_link_locked`."""
         with self._lock:
+            inodes, dentries = self._inodes, self._dentries
             for iatt, name in children:
-                self._link_locked(iatt, parent, name, False)
+                gfid = iatt.gfid
+                inode = inodes.get(gfid)
+                if inode is None and gfid != parent and name not in _NOT_NAMES:
+                    inode = Inode(gfid, iatt.type)
+                    inode.parent, inode.name = parent, name
+                    inodes[gfid] = inode
+                    dentries[(parent, name)] = gfid
+                elif inode is not None and inode.parent == parent and inode.name == name:
+                    inodes.move_to_end(gfid)
+                    inode.type = iatt.type
+                else:
+                    self._link_locked(iatt, parent, name, False)
+            if len(inodes) > self.limit:
+                self._evict_locked()
 
     def _link_locked(self, iatt: Iatt, parent: bytes | None, name: bytes | None,
                      pin: bool) -> Inode:

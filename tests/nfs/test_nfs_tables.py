@@ -75,6 +75,41 @@ def test_ancestors_and_eviction_drop_dentries():
     assert table.child(gfid(1), b"d") is None
 
 
+def _state(table: InodeTable) -> tuple:
+    return ([(g, i.type, i.parent, i.name) for g, i in table._inodes.items()],
+            dict(table._dentries))
+
+
+@pytest.mark.parametrize("limit", [100, 6])
+def test_link_children_records_what_link_would(limit):
+    """link_children spells out the usual cases (new entry, same entry again); the
+    table must end as one link() per child leaves it, also when it has to evict."""
+    d, other = iatt(50, IA_DIR), iatt(51, IA_DIR)
+    batches = [
+        [(iatt(1), b"a"), (iatt(2), b"b"), (d, b"."), (iatt(60, IA_DIR), b"..")],
+        [(iatt(2), b"b"), (iatt(1), b"a"), (iatt(3), b"c")],          # seen again
+        [(iatt(1), b"renamed"), (iatt(4), b"d"), (iatt(5), b"e"), (iatt(6), b"f")],
+    ]
+    one_by_one, together = InodeTable(limit), InodeTable(limit)
+    for table in (one_by_one, together):
+        table.link(d, pin=True)
+        table.link(other)
+        table.link(iatt(3), other.gfid, b"c")      # known elsewhere: its dentry moves
+    for batch in batches:
+        for child, name in batch:
+            one_by_one.link(child, d.gfid, name)
+        together.link_children(d.gfid, batch)
+        if limit >= 100:
+            assert _state(together) == _state(one_by_one)
+    if limit < 100:      # trimmed once per batch: the limit holds, the pinned and the
+        assert len(together) == limit                   # batch's own entries stay
+        assert d.gfid in together
+        for child, name in batches[-1]:
+            assert together.child(d.gfid, name) == child.gfid
+    assert together.child(d.gfid, b"renamed") == gfid(1)
+    assert together.child(d.gfid, b"a") is None and together.child(other.gfid, b"c") is None
+
+
 def test_limit_must_be_positive():
     with pytest.raises(ValueError):
         InodeTable(0)
