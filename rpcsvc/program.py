@@ -53,7 +53,7 @@ class Request:
 
     __slots__ = ("xid", "prog", "vers", "proc", "args", "caller", "cred_flavor",
                  "machinename", "peer", "local", "transport", "privileged",
-                 "program", "proc_spec", "received", "_record", "_args_offset",
+                 "program", "proc_spec", "_record", "_args_offset",
                  "_conn", "_drc_entry")
 
     def __init__(self, header, creds, peer, local, transport, privileged, conn, record):
@@ -71,7 +71,6 @@ class Request:
         self.privileged = privileged
         self.program: Program | None = None
         self.proc_spec = None
-        self.received = 0.0
         self._record = record
         self._args_offset = header.args_offset
         self._conn = conn

@@ -35,7 +35,6 @@ parse_call = wire.parse_call
 authenticate = auth.authenticate
 _success_header = wire.SUCCESS_HEADER.pack
 _SUCCESS_TAIL = wire.SUCCESS_TAIL
-_monotonic = time.monotonic
 
 DEFAULT_MAX_RECORD = (1 << 20) + 64 * 1024   # 1 MiB write size plus header room
 DEFAULT_OUTSTANDING_LIMIT = 16               # gnfs rpc.outstanding-rpc-limit for NFS
@@ -307,7 +306,6 @@ class RpcService:
                       transport, record)
         req.program = prog
         req.proc_spec = prog.procs[proc]
-        req.received = _monotonic()
         if self.drc is not None and proc in prog.non_idempotent:
             key = self.drc.make_key(peer[0], xid, header.prog, header.vers, proc,
                                     req.raw_args)
@@ -325,20 +323,14 @@ class RpcService:
         if proc in prog.inline or (quick is not None and quick(record, header.args_offset)):
             # No call_started/call_done: the transport's outstanding count throttles
             # reading while calls wait in the stage, and this one is done before the
-            # event thread reads again.  (`_execute` for the event thread, unrolled.)
+            # event thread reads again.
             try:
                 reply = self._run(req)
                 if req._drc_entry is not None:
                     reply = self._keep_reply(req, reply)
                 transport.defer_reply(reply, peer)
             finally:
-                if req._drc_entry is not None:
-                    self._finished(req, True)
-                else:                       # `_finished(req, True)`, unrolled
-                    with self._lock:
-                        self._inflight -= 1
-                        if self._inflight == 0 and self._draining:
-                            self._idle.notify_all()
+                self._finished(req, inline=True)
             return
         transport.call_started()
         try:
@@ -348,17 +340,14 @@ class RpcService:
 
     # ---- the call path (stage thread) -------------------------------------------------
 
-    def _execute(self, req: Request, inline: bool = False) -> None:
+    def _execute(self, req: Request) -> None:
         try:
             reply = self._run(req)
             if req._drc_entry is not None:
                 reply = self._keep_reply(req, reply)
-            if inline:
-                req._conn.defer_reply(reply, req.peer)
-            else:
-                req._conn.send_reply(reply, req.peer)
+            req._conn.send_reply(reply, req.peer)
         finally:
-            self._finished(req, inline)
+            self._finished(req)
 
     def _keep_reply(self, req: Request, reply: list) -> list:
         """The duplicate request cache keeps the reply of a non-idempotent call."""
