@@ -39,6 +39,7 @@ from nfs.nfs3 import MAX_FILE_SIZE, OFFSET_MAX
 from nfs.nfs3_attrs import FATTR3_FORMAT, N
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
 from rpcsvc.program import Reply
+from rpcsvc.xdr.gen_common import ZPAD
 
 NFS3_OK = N.NFS3_OK
 UNSTABLE, DATA_SYNC, FILE_SYNC = N.UNSTABLE, N.DATA_SYNC, N.FILE_SYNC
@@ -52,7 +53,6 @@ _READ_HEAD = struct.Struct(">II" + FATTR3_FORMAT + "III")
 _WRITE_REPLY = struct.Struct(">IIQIIIII" + FATTR3_FORMAT + "II8s")
 _NS = 1_000_000_000
 _U32 = 0xFFFFFFFF
-_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
 UDP_READ_MAX = 32768   # a READ reply over UDP must fit one datagram
 
 
@@ -91,7 +91,7 @@ def proc_read(nfs, req, args):
     head = _READ_HEAD.pack(NFS3_OK, 1, *mapper.fattr3_fields(post), size,
                            offset + size >= post.size, size)
     if size & 3:
-        return Reply(head, data, _PADDING[size & 3])
+        return Reply(head, data, ZPAD[size & 3])
     return Reply(head, data)
 
 
