@@ -2,13 +2,18 @@
 
 tshark is an XDR decoder we did not write, with its own idea of RFC 1813:
 a reply our codec got wrong (a missing wcc field, a bad list terminator, a
-short opaque) shows up as a malformed frame.
+short opaque) shows up as a malformed frame.  Most replies packed by hand
+(GETATTR, LOOKUP and its NOENT, CREATE, MKDIR, REMOVE, RMDIR, READ, WRITE,
+READDIRPLUS) are in the session; libnfs's own library (through cffi) does what
+the nfs-* tools cannot: stat a path and a missing one, remove, mkdir, rmdir.
 """
+import errno
 import shutil
 import subprocess
 
 import pytest
 
+from benchmarks.libnfs_client import NfsClient, NfsError
 from nfs3_harness import NfsTestServer
 from tshark_capture import Capture
 
@@ -38,12 +43,22 @@ def test_a_libnfs_session_decodes_cleanly(tmp_path):
             (brick / "link").symlink_to("/etc")
             assert client("nfs-ls", "-R", base.format("")).returncode == 0
             assert client("nfs-cat", base.format("data.bin")).stdout == source.read_bytes()
+            with NfsClient(base.format("")) as libnfs:      # what nfs-* cannot do
+                assert libnfs.stat("/dir/inner")[1] == 1
+                with pytest.raises(NfsError) as missing:
+                    libnfs.stat("/dir/missing")
+                assert missing.value.errno == errno.ENOENT
+                libnfs.unlink("/data.bin")
+                libnfs.mkdir("/made")
+                libnfs.rmdir("/made")
+            assert not (brick / "data.bin").exists() and not (brick / "made").exists()
         finally:
             capture.stop()
         ports = (srv.nfs_port, srv.mount_port)
         malformed = capture.read("_ws.malformed || _ws.expert.severity >= error", tcp_ports=ports)
         assert malformed == []
         procedures = "\n".join(capture.read("nfs", tcp_ports=ports))
-        for name in ("GETATTR", "FSINFO", "CREATE", "WRITE", "COMMIT", "READDIRPLUS", "READ"):
+        for name in ("GETATTR", "FSINFO", "LOOKUP", "CREATE", "WRITE", "COMMIT", "READDIRPLUS",
+                     "READ", "REMOVE", "MKDIR", "RMDIR"):
             assert f"V3 {name} Reply" in procedures, name
         assert capture.read("mount", tcp_ports=ports)
