@@ -59,8 +59,7 @@ import struct
 import threading
 import time
 
-import cffi
-
+from xlators.storage import syscalls
 from xlators.storage.ctime_gfids import RECORD, CtimeGfids
 from xlators.storage.identity import reset_thread
 
@@ -70,11 +69,6 @@ _HEADER = struct.Struct("<8sqQQ")       # magic, saved_at (ns, wall clock), st_d
 _DIGEST = 16                            # blake2b of header and records, at the end
 MIN_NEW = 256                           # remembered since the last save, to save again
 MIN_INTERVAL_S = 60.0                   # between two saves of one process
-
-_ffi = cffi.FFI()
-_ffi.cdef("int syncfs(int fd);")
-_libc = _ffi.dlopen(None)
-
 
 def _digest(data) -> bytes:
     return hashlib.blake2b(data, digest_size=_DIGEST, person=b"ctime-gfids").digest()
@@ -146,9 +140,7 @@ def save(cache: CtimeGfids, index_fd: int, dev: int) -> int:
     temp = b"%s.%d.%d.tmp" % (SNAPSHOT_NAME, os.getpid(), threading.get_ident())
     fd, named = _open_temp(index_fd, temp)
     try:
-        if _libc.syncfs(fd) != 0:
-            err = _ffi.errno
-            raise OSError(err, f"syncfs: {os.strerror(err)}")
+        syscalls.syncfs(fd)
         data = encode(records, time.time_ns(), dev)
         view = memoryview(data)
         while view:

@@ -12,6 +12,8 @@ Why each one is needed:
   resume after an entry; `os.scandir` hides it and NFS needs it as the cookie.
 * `utimensat` with `UTIME_OMIT`/`UTIME_NOW` per field: `os.utime` can set
   neither "leave alone" nor "now" for one of the two times.
+* `syncfs`: commit one file system (the gfid snapshot's, see `gfid_snapshot`);
+  `os.sync` would commit every mounted one.
 
 cffi releases the GIL around every call, so other stage threads keep running.
 """
@@ -31,6 +33,7 @@ _ffi.cdef("""
     struct timespec { long tv_sec; long tv_nsec; };
     int utimensat(int dirfd, const char *pathname, const struct timespec times[2], int flags);
     int faccessat(int dirfd, const char *pathname, int mode, int flags);
+    int syncfs(int fd);
 """)
 _libc = _ffi.dlopen(None)
 
@@ -153,3 +156,9 @@ def check_access(path: bytes, mask: int) -> None:
     OSError with the kernel's errno (EACCES, EROFS, ...) instead of a bool."""
     if _libc.faccessat(AT_FDCWD, path, mask, AT_EACCESS) != 0:
         _raise_errno("access")
+
+
+def syncfs(fd: int) -> None:
+    """Commit the file system `fd` is on; OSError with the errno on failure."""
+    if _libc.syncfs(fd) != 0:
+        _raise_errno("syncfs")
