@@ -37,6 +37,17 @@ def _real_dentry(gfid: bytes, parent: bytes, name: bytes) -> bool:
     return parent != gfid and name not in _NOT_NAMES
 
 
+def _dentry_key(parent: bytes | None, name: bytes | None) -> bytes | None:
+    """The dentry table's key of (parent, name): the parent's 16-byte gfid and the
+    name in one bytes object, not a tuple: a listing records every entry, and
+    bytes are neither a second object per dentry nor tracked by the cyclic GC
+    (50 000 tuples made the first `ls -l` of a big directory pay for several
+    full collections).  None (no dentry) if either is unknown."""
+    if parent is None or name is None:
+        return None
+    return parent + name
+
+
 class Inode:
     """One object: its type and the dentry it was last reached by.  No attributes:
     every reply takes fresh ones from the storage, so keeping the last seen would
@@ -44,11 +55,12 @@ class Inode:
 
     __slots__ = ("gfid", "type", "parent", "name", "pinned")
 
-    def __init__(self, gfid: bytes, type_: int):
+    def __init__(self, gfid: bytes, type_: int, parent: bytes | None = None,
+                 name: bytes | None = None):
         self.gfid = gfid
         self.type = type_
-        self.parent: bytes | None = None
-        self.name: bytes | None = None
+        self.parent = parent
+        self.name = name
         self.pinned = False
 
     def __repr__(self) -> str:
@@ -60,8 +72,11 @@ class InodeTable:
         if limit < 1:
             raise ValueError("the inode table needs room for at least one inode")
         self.limit = limit
-        self._inodes: OrderedDict[bytes, Inode] = OrderedDict()
-        self._dentries: dict[tuple[bytes, bytes], bytes] = {}
+        # gfid -> Inode, or a listed child's light record (type, parent, name):
+        # see `link_children` and `_inode_locked`
+        self._inodes: OrderedDict[bytes, Inode | tuple] = OrderedDict()
+        # parent gfid + name -> child gfid (see `_dentry_key`)
+        self._dentries: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -71,7 +86,7 @@ class InodeTable:
     def get(self, gfid: bytes) -> Inode | None:
         """The inode for gfid (and mark it recently used), or None."""
         with self._lock:
-            inode = self._inodes.get(gfid)
+            inode = self._inode_locked(gfid)
             if inode is None:
                 self.misses += 1
                 return None
@@ -82,12 +97,12 @@ class InodeTable:
     def child(self, parent: bytes, name: bytes) -> bytes | None:
         """The gfid a name in a directory was last seen to point to."""
         with self._lock:
-            return self._dentries.get((parent, name))
+            return self._dentries.get(_dentry_key(parent, name))
 
     def parent_of(self, gfid: bytes) -> bytes | None:
         """The directory gfid was last seen in (None if unknown)."""
         with self._lock:
-            inode = self._inodes.get(gfid)
+            inode = self._inode_locked(gfid)
             return inode.parent if inode is not None else None
 
     def ancestors(self, gfid: bytes) -> list[bytes] | None:
@@ -98,12 +113,12 @@ class InodeTable:
         """
         chain = []
         with self._lock:
-            current = self._inodes.get(gfid)
+            current = self._inode_locked(gfid)
             while current is not None and len(chain) < MAX_DEPTH:
                 if current.parent is None:
                     return chain
                 chain.append(current.parent)
-                current = self._inodes.get(current.parent)
+                current = self._inode_locked(current.parent)
         return None
 
     def __len__(self) -> int:
@@ -117,46 +132,70 @@ class InodeTable:
              pin: bool = False) -> Inode:
         """Record an object seen (with the dentry it was reached by, if any)."""
         with self._lock:
-            return self._link_locked(iatt, parent, name, pin)
+            return self._link_locked(iatt.gfid, iatt.type, parent, name, pin)
 
-    def link_children(self, parent: bytes, children: list[tuple[Iatt, bytes]]) -> None:
-        """`link(iatt, parent, name)` for each (iatt, name), under one lock
+    def link_children(self, parent: bytes, children: list[tuple[bytes, int, bytes]]) -> None:
+        """`link` of each (gfid, type, name) child in `parent`, under one lock
         acquisition: a READDIRPLUS reply records dozens of entries at once.
+        (gfid and type, not an Iatt: they are all the table keeps, and a
+        listing need not build an Iatt per entry for them.)
 
         The two usual cases are spelled out (a listing records every entry: 50 000
         for `ls -l` of a big directory): an entry seen before under the same name
         only becomes the youngest, and an unknown one is added with its dentry;
         the table is trimmed to its limit once per reply.  Anything else (a name
-        that moved, '.' and '..') goes through `_link_locked`."""
+        that moved, '.' and '..') goes through `_link_locked`.
+
+        An unknown child is kept as a light record, the tuple (type, parent,
+        name), made an `Inode` only when something asks for it
+        (`_inode_locked`): the first `ls -l` of a big directory adds tens of
+        thousands of inodes, most never asked for, and an Inode each cost
+        more than the listing's lstats -- its constructor, and the cyclic GC's
+        full collections over every one of them (a tuple of bytes and ints is
+        untracked at its first collection)."""
         with self._lock:
             inodes, dentries = self._inodes, self._dentries
-            for iatt, name in children:
-                gfid = iatt.gfid
-                inode = inodes.get(gfid)
-                if inode is None and gfid != parent and name not in _NOT_NAMES:
-                    inode = Inode(gfid, iatt.type)
-                    inode.parent, inode.name = parent, name
-                    inodes[gfid] = inode
-                    dentries[(parent, name)] = gfid
-                elif inode is not None and inode.parent == parent and inode.name == name:
-                    inodes.move_to_end(gfid)
-                    inode.type = iatt.type
-                else:
-                    self._link_locked(iatt, parent, name, False)
+            get, to_end = inodes.get, inodes.move_to_end
+            for gfid, kind, name in children:
+                inode = get(gfid)
+                if inode is None:
+                    if gfid != parent and name not in _NOT_NAMES:
+                        inodes[gfid] = (kind, parent, name)
+                        dentries[parent + name] = gfid       # _dentry_key, inlined
+                        continue
+                elif inode.__class__ is tuple:
+                    if inode[1] == parent and inode[2] == name:
+                        to_end(gfid)
+                        if inode[0] != kind:
+                            inodes[gfid] = (kind, parent, name)
+                        continue
+                elif inode.parent == parent and inode.name == name:
+                    to_end(gfid)
+                    inode.type = kind
+                    continue
+                self._link_locked(gfid, kind, parent, name, False)
             if len(inodes) > self.limit:
                 self._evict_locked()
 
-    def _link_locked(self, iatt: Iatt, parent: bytes | None, name: bytes | None,
-                     pin: bool) -> Inode:
-        gfid = iatt.gfid
+    def _inode_locked(self, gfid: bytes) -> Inode | None:
+        """The Inode of gfid (made from its light record, in the record's place
+        in the LRU order, if it has one), or None; under the lock."""
         inode = self._inodes.get(gfid)
+        if inode.__class__ is tuple:
+            kind, parent, name = inode
+            inode = self._inodes[gfid] = Inode(gfid, kind, parent, name)
+        return inode
+
+    def _link_locked(self, gfid: bytes, kind: int, parent: bytes | None, name: bytes | None,
+                     pin: bool) -> Inode:
+        inode = self._inode_locked(gfid)
         if inode is None:
-            inode = Inode(gfid, iatt.type)
+            inode = Inode(gfid, kind)
             self._inodes[gfid] = inode
             self._evict_locked()
         else:
             self._inodes.move_to_end(gfid)
-            inode.type = iatt.type
+            inode.type = kind
         if pin:
             inode.pinned = True
         if parent is not None and name is not None and _real_dentry(gfid, parent, name):
@@ -166,9 +205,9 @@ class InodeTable:
     def unlink(self, parent: bytes, name: bytes) -> bytes | None:
         """Forget a dentry; returns the child gfid it pointed to (if known)."""
         with self._lock:
-            gfid = self._dentries.pop((parent, name), None)
+            gfid = self._dentries.pop(_dentry_key(parent, name), None)
             if gfid is not None:
-                inode = self._inodes.get(gfid)
+                inode = self._inode_locked(gfid)
                 if inode is not None and inode.parent == parent and inode.name == name:
                     inode.parent = inode.name = None
             return gfid
@@ -177,20 +216,20 @@ class InodeTable:
                gfid: bytes | None) -> None:
         """Move a dentry (the target name, if it existed, is replaced)."""
         with self._lock:
-            known = self._dentries.pop((oldparent, oldname), None)
+            known = self._dentries.pop(_dentry_key(oldparent, oldname), None)
             gfid = gfid or known
-            replaced = self._dentries.pop((newparent, newname), None)
+            replaced = self._dentries.pop(_dentry_key(newparent, newname), None)
             if replaced is not None and replaced != gfid:
-                old = self._inodes.get(replaced)
+                old = self._inode_locked(replaced)
                 if old is not None and old.parent == newparent and old.name == newname:
                     old.parent = old.name = None
-            inode = self._inodes.get(gfid) if gfid else None
+            inode = self._inode_locked(gfid) if gfid else None
             if inode is not None:
                 if _real_dentry(gfid, newparent, newname):
                     self._set_dentry_locked(inode, newparent, newname)
                 elif inode.parent is not None:      # its old dentry is gone: forget where it is
-                    if self._dentries.get((inode.parent, inode.name)) == gfid:
-                        del self._dentries[(inode.parent, inode.name)]
+                    if self._dentries.get(_dentry_key(inode.parent, inode.name)) == gfid:
+                        del self._dentries[_dentry_key(inode.parent, inode.name)]
                     inode.parent = inode.name = None
 
     def set_parent(self, gfid: bytes, parent: bytes) -> None:
@@ -198,33 +237,38 @@ class InodeTable:
         if parent == gfid:
             return          # the volume root is its own '..': it has no parent
         with self._lock:
-            inode = self._inodes.get(gfid)
+            inode = self._inode_locked(gfid)
             if inode is not None and inode.parent != parent:
                 if inode.parent is not None and \
-                        self._dentries.get((inode.parent, inode.name)) == gfid:
-                    del self._dentries[(inode.parent, inode.name)]
+                        self._dentries.get(_dentry_key(inode.parent, inode.name)) == gfid:
+                    del self._dentries[_dentry_key(inode.parent, inode.name)]
                 inode.parent, inode.name = parent, None
 
     def forget(self, gfid: bytes) -> None:
         """Drop an object that no longer exists (unless pinned)."""
         with self._lock:
             inode = self._inodes.get(gfid)
-            if inode is None or inode.pinned:
+            if inode is None:
                 return
-            self._drop_locked(inode)
+            if inode.__class__ is tuple:        # a light record is never pinned
+                self._drop_locked(gfid, inode[1], inode[2])
+            elif not inode.pinned:
+                self._drop_locked(gfid, inode.parent, inode.name)
 
     # --- internals -------------------------------------------------------
     def _set_dentry_locked(self, inode: Inode, parent: bytes, name: bytes) -> None:
         if inode.parent is not None and (inode.parent, inode.name) != (parent, name):
-            if self._dentries.get((inode.parent, inode.name)) == inode.gfid:
-                del self._dentries[(inode.parent, inode.name)]
+            if self._dentries.get(_dentry_key(inode.parent, inode.name)) == inode.gfid:
+                del self._dentries[_dentry_key(inode.parent, inode.name)]
         inode.parent, inode.name = parent, name
-        self._dentries[(parent, name)] = inode.gfid
+        self._dentries[_dentry_key(parent, name)] = inode.gfid
 
-    def _drop_locked(self, inode: Inode) -> None:
-        self._inodes.pop(inode.gfid, None)
-        if inode.parent is not None and self._dentries.get((inode.parent, inode.name)) == inode.gfid:
-            del self._dentries[(inode.parent, inode.name)]
+    def _drop_locked(self, gfid: bytes, parent: bytes | None, name: bytes | None) -> None:
+        """Forget gfid and its dentry (parent, name), if that still names it."""
+        self._inodes.pop(gfid, None)
+        key = _dentry_key(parent, name)
+        if key is not None and self._dentries.get(key) == gfid:
+            del self._dentries[key]
 
     def _evict_locked(self) -> None:
         # Pinned inodes are moved to the young end so the scan stays short.
@@ -232,10 +276,13 @@ class InodeTable:
         while len(self._inodes) > self.limit and budget > 0:
             budget -= 1
             gfid, inode = next(iter(self._inodes.items()))
-            if inode.pinned:
+            if inode.__class__ is tuple:        # a light record is never pinned
+                self._drop_locked(gfid, inode[1], inode[2])
+            elif inode.pinned:
                 self._inodes.move_to_end(gfid)
                 continue
-            self._drop_locked(inode)
+            else:
+                self._drop_locked(gfid, inode.parent, inode.name)
             self.evictions += 1
 
     def stats(self) -> dict:

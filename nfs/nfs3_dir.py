@@ -33,10 +33,14 @@ Sizes (RFC 1813 §3.3.16-17), counted exactly as the XDR encoding:
 - eof is set only when the storage reported the end and every entry it
   gave was sent.
 
-READDIRPLUS replies are encoded by hand (`plus_entry`), byte for byte what
-the XDR codec makes of entryplus3 objects: an `ls -l` of 50 000 entries is
-50 000 entries, and building five value objects per entry for the codec to
-take apart again cost more than listing them.
+READDIRPLUS replies are encoded by hand (`plus_entry`, `plus_reply`), byte
+for byte what the XDR codec makes of entryplus3 objects: an `ls -l` of
+50 000 entries is 50 000 entries, and building five value objects per entry
+for the codec to take apart again cost more than listing them.  For the same
+reason an entry the storage gives as a `StatDirent` (nearly all of them) is
+packed straight from its lstat, without the Iatt in between (see
+glusterfsd.stat_dirent; tests/nfs/test_nfs3_readdirplus_wire.py holds both
+packings to the codec's bytes and GETATTR's attributes).
 """
 from __future__ import annotations
 
@@ -44,7 +48,9 @@ import errno
 import hashlib
 import struct
 from contextlib import closing
+from os import major as os_major, minor as os_minor
 
+from glusterfsd.stat_dirent import StatDirent
 from glusterfsd.xlator import IA_DIR, gfid_to_ino
 from nfs.nfs3_attrs import FATTR3_FORMAT, N, ino32
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
@@ -78,6 +84,11 @@ _FALSE = b"\0\0\0\0"
 _FULL: dict = {}    # name length -> Struct(...).pack of an entry with attributes and handle
 _HEAD: dict = {}    # name length -> Struct(...).pack of an entry's directory part
 _FATTR3_FOLLOWS = struct.Struct(">I" + _FATTR3)
+# READDIRPLUS3res up to its entries: status, post_op_attr (TRUE + fattr3, or FALSE), cookieverf
+_PLUS_HEAD = struct.Struct(">II" + _FATTR3 + "8s")
+_PLUS_HEAD_NO_ATTRS = struct.Struct(">II8s")
+_EOF = struct.pack(">II", 0, 1)         # after the entries: end of list, eof
+_NOT_EOF = struct.pack(">II", 0, 0)
 _HANDLE_FOLLOWS = struct.Struct(">" + _HANDLE)
 
 
@@ -123,14 +134,17 @@ def plus_entry(mapper, fh: bytes, fileid: int, name: bytes, cookie: int, iatt,
                 1, 52, fh[:20], gfid, fh[36:52])
 
 
-def plus_reply(dir_attributes, verf: bytes, entries: list[bytes], eof: bool) -> Reply:
-    """READDIRPLUS3res (NFS3_OK) around entries made by `plus_entry`: the codec
-    encodes the rest with an empty list, which ends in [FALSE, eof]; the
-    entries go before those two words."""
-    head = N.READDIRPLUS3res.encode((NFS3_OK, N.READDIRPLUS3resok(
-        dir_attributes=dir_attributes, cookieverf=verf,
-        reply=N.dirlistplus3(entries=[], eof=eof))))
-    return Reply(head[:-8], b"".join(entries), head[-8:])
+def plus_reply(mapper, dir_iatt, verf: bytes, entries: list[bytes], eof: bool) -> Reply:
+    """READDIRPLUS3res (NFS3_OK) around entries made by `plus_entry`, packed by
+    hand as the codec encodes it (one per call of a listing: building the
+    fattr3 value objects for the codec cost more than the packing): status,
+    dir_attributes (post_op_attr of `dir_iatt`, None: FALSE), cookieverf, the
+    entries, the end-of-list FALSE and eof."""
+    if dir_iatt is None:
+        head = _PLUS_HEAD_NO_ATTRS.pack(NFS3_OK, 0, verf)
+    else:
+        head = _PLUS_HEAD.pack(NFS3_OK, 1, *mapper.fattr3_fields(dir_iatt), verf)
+    return Reply(head, b"".join(entries), _EOF if eof else _NOT_EOF)
 
 
 def _open_listing(nfs, req, args):
@@ -252,35 +266,18 @@ def proc_readdirplus(nfs, req, args):
     fsid, enable_ino32, fh = mapper.fsid, mapper.enable_ino32, directory.fh
     fh_export, fh_mount = fh[:20], fh[36:52]     # a child's handle: these around its gfid
     full_packs = _FULL
+    stat_dirent = StatDirent
     at_root = directory.gfid == directory.export.root_gfid
     own: list = []      # the directory's own attributes, for '.' (and '..' at the root)
     used, dir_used, admitted = FIXED_REPLY, 0, 0
 
-    def admit(dirent):
+    def admit_other(dirent):
+        """An entry without its lstat ('.', '..', one whose attributes or handle
+        could not be had), or None if it does not fit."""
         nonlocal used, dir_used, admitted
         name = dirent.name
+        padded = (len(name) + 3) & ~3
         iatt = dirent.iatt
-        n = len(name)
-        padded = (n + 3) & ~3
-        if iatt is not None and name != b"." and name != b"..":
-            # nearly every entry: attributes and a handle (plus_entry, inlined)
-            cost = FULL_ENTRY_FIXED + padded
-            dir_cost = DIR_INFO_FIXED + padded
-            if used + cost > maxcount or (admitted and dir_used + dir_cost > dircount):
-                return None
-            used += cost
-            dir_used += dir_cost
-            admitted += 1
-            seen_append((iatt, name))
-            pack = full_packs.get(n) or _packer(_FULL, n, _FULL_TAIL)
-            ino = iatt.ino
-            atime, mtime, ctime = iatt.atime, iatt.mtime, iatt.ctime
-            return pack(1, ino32(dirent.ino) if enable_ino32 else dirent.ino, n, name,
-                        dirent.cookie, 1, iatt.type, iatt.mode & 0o7777, iatt.nlink, iatt.uid,
-                        iatt.gid, iatt.size, iatt.used, iatt.rdev_major, iatt.rdev_minor, fsid,
-                        ino32(ino) if enable_ino32 else ino,
-                        (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32, mtime % _NS,
-                        (ctime // _NS) & _U32, ctime % _NS, 1, 52, fh_export, iatt.gfid, fh_mount)
         if name == b"." or (name == b".." and at_root):
             if not own:
                 own.append(nfs.stat_or_none(req, directory))
@@ -296,30 +293,74 @@ def proc_readdirplus(nfs, req, args):
         dir_used += dir_cost
         admitted += 1
         if iatt is not None and name not in (b".", b".."):
-            seen_append((iatt, name))
+            seen_append((iatt.gfid, iatt.type, name))
         return plus_entry(mapper, fh, _fileid(directory, dirent), name, dirent.cookie, iatt,
                           gfid)
 
     def room():
         return max(maxcount - used, 1)
 
-    def has_room():
-        # an entry with attributes and a handle (what nearly every entry has)
-        # and, past the first, the directory part within dircount
-        return (maxcount - used >= ENTRY_FIXED + 4 + PLUS_ATTRS + PLUS_HANDLE
-                and dir_used + DIR_INFO_FIXED + 4 <= dircount)
-
-    seen: list = []     # (iatt, name) of the entries sent, for the inode table
+    seen: list = []     # (gfid, type, name) of the entries sent, for the inode table
     seen_append = seen.append
+    out: list = []
+    out_append = out.append
+    eof = False
+    # _collect, with the common case of admit inlined (see plus_entry): this
+    # loop runs once per listed entry
     try:
         with closing(_batches(nfs, req, directory, args.cookie, room, True)) as batches:
-            out, eof = _collect(batches, admit, has_room)
+            full = False
+            for entries, storage_eof in batches:
+                for dirent in entries:
+                    name = dirent.name
+                    if dirent.__class__ is not stat_dirent or name == b"." or name == b"..":
+                        entry = admit_other(dirent)
+                        if entry is None:
+                            full = True
+                            break
+                        out_append(entry)
+                        continue
+                    # attributes (from its lstat, see glusterfsd.stat_dirent) and a handle
+                    n = len(name)
+                    padded = (n + 3) & ~3
+                    cost = FULL_ENTRY_FIXED + padded
+                    dir_cost = DIR_INFO_FIXED + padded
+                    if used + cost > maxcount or (admitted and dir_used + dir_cost > dircount):
+                        full = True
+                        break
+                    used += cost
+                    dir_used += dir_cost
+                    admitted += 1
+                    gfid, kind, st = dirent.gfid, dirent.type, dirent.st
+                    seen_append((gfid, kind, name))
+                    pack = full_packs.get(n) or _packer(_FULL, n, _FULL_TAIL)
+                    fileid = ino32(dirent.ino) if enable_ino32 else dirent.ino
+                    rdev = st.st_rdev
+                    atime, mtime, ctime = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+                    out_append(pack(
+                        1, fileid, n, name, dirent.cookie, 1, kind, st.st_mode & 0o7777,
+                        dirent.nlink, st.st_uid, st.st_gid, st.st_size, st.st_blocks * 512,
+                        os_major(rdev) if rdev else 0, os_minor(rdev) if rdev else 0, fsid,
+                        fileid, (atime // _NS) & _U32, atime % _NS, (mtime // _NS) & _U32,
+                        mtime % _NS, (ctime // _NS) & _U32, ctime % _NS,
+                        1, 52, fh_export, gfid, fh_mount))
+                if full:
+                    break
+                if storage_eof:
+                    eof = True
+                    break
+                # no further batch once the smallest likely entry (attributes and a
+                # handle, and past the first the directory part within dircount)
+                # would not fit: the storage would build a whole batch for nothing
+                if (maxcount - used < ENTRY_FIXED + 4 + PLUS_ATTRS + PLUS_HANDLE
+                        or dir_used + DIR_INFO_FIXED + 4 > dircount):
+                    break
     finally:
         directory.inodes.link_children(directory.gfid, seen)
     if not out and not eof:
         raise nfs.fail(N.NFS3ERR_TOOSMALL, req, directory, "dir_attributes",
                        f"maxcount {args.maxcount} cannot hold the next entry")
-    return plus_reply(mapper.post_op(nfs.stat_or_none(req, directory)), verf, out, eof)
+    return plus_reply(mapper, nfs.stat_or_none(req, directory), verf, out, eof)
 
 
 PROCS = {"READDIR": proc_readdir, "READDIRPLUS": proc_readdirplus}

@@ -63,7 +63,7 @@ def test_link_children_is_link_per_child():
     children = [(_iatt(n), b"c%d" % n) for n in range(1, 12)]   # more than the limit
     for iatt, name in children:
         one.link(iatt, parent, name)
-    many.link_children(parent, children)
+    many.link_children(parent, [(iatt.gfid, iatt.type, name) for iatt, name in children])
     assert len(one) == len(many) == 8
     for iatt, name in children:
         assert one.child(parent, name) == many.child(parent, name)

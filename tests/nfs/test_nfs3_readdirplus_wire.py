@@ -35,7 +35,7 @@ def codec_reply(mapper, dir_iatt, verf, entries, eof) -> bytes:
 def hand_reply(mapper, dir_iatt, verf, entries, eof) -> bytes:
     parts = [plus_entry(mapper, DIR_FH, fileid, name, cookie, iatt, gfid)
              for fileid, name, cookie, iatt, gfid in entries]
-    return b"".join(plus_reply(mapper.post_op(dir_iatt), verf, parts, eof).buffers)
+    return b"".join(plus_reply(mapper, dir_iatt, verf, parts, eof).buffers)
 
 
 def iatt(n: int, kind=IA_REG, **changes) -> Iatt:
@@ -165,3 +165,97 @@ def test_replies_of_the_procedure_are_canonical_xdr(server, root, nfs):
             break
         cookie, verf = got.reply.entries[-1].cookie, bytes(got.cookieverf)
     assert names == {b".", b"..", b"a-dir", b"a-link", b"a-fifo"} | {b"r" * n for n in range(1, 10)}
+
+
+def _procedure_listing(nfs3, handle: bytes, dircount: int, maxcount: int) -> list:
+    """Every entry of a directory through proc_readdirplus itself (its packing
+    from the entries' lstat), checking each reply is canonical XDR: decoding
+    checks lengths and padding, and the codec must encode the decoded value
+    back to the same bytes."""
+    from glusterfsd.xlator import Caller
+    from nfs import nfs3_dir
+    from nfs3_harness import fh3
+
+    class Req:
+        caller = Caller(0, 0, (), "127.0.0.1")
+        transport = "tcp"
+        peer = ("127.0.0.1", 700)
+    out, cookie, verf = [], 0, bytes(8)
+    for _ in range(1000):
+        req = Req()
+        req.args = N.READDIRPLUS3args(dir=fh3(handle), cookie=cookie, cookieverf=verf,
+                                      dircount=dircount, maxcount=maxcount)
+        data = b"".join(nfs3_dir.proc_readdirplus(nfs3, req, req.args).buffers)
+        assert len(data) <= maxcount
+        decoded = N.READDIRPLUS3res.decode_all(data)
+        assert N.READDIRPLUS3res.encode(decoded) == data
+        status, got = decoded
+        assert status == N.NFS3_OK and got.dir_attributes[0]
+        out.extend(got.reply.entries)
+        if got.reply.eof:
+            return out
+        cookie, verf = got.reply.entries[-1].cookie, bytes(got.cookieverf)
+    raise AssertionError("listing did not end")
+
+
+@pytest.mark.parametrize("enable_ino32", [False, True])
+def test_entries_packed_from_their_lstat_carry_getattrs_attributes(server, root, nfs,
+                                                                   enable_ino32):
+    """Odd values in every field the procedure packs from an entry's lstat
+    (device numbers, set-id bits, 2^40 sizes, times before 1970 and after 2106,
+    32-bit uids, hard links, ino32): each entry must say what GETATTR of its
+    handle says, and the entry's fileid what the attributes' fileid says."""
+    import os
+    import stat as statmod
+    from glusterfsd.xlator import Caller
+    from nfs3_harness import fh3
+    brick = server.brick() / "odd"
+    brick.mkdir()
+    (brick / "plain").write_bytes(b"p" * 5000)
+    os.chmod(brick / "plain", 0o6755)
+    with open(brick / "huge", "wb") as out:
+        out.truncate(1 << 40)
+    (brick / "linked").write_bytes(b"")
+    os.link(brick / "linked", brick / "linked-2")
+    (brick / "sub").mkdir()
+    (brick / "sub" / "inner").mkdir()
+    os.symlink("plain", brick / "a-link")
+    os.mkfifo(brick / "a-fifo")
+    os.mknod(brick / "a-char", 0o620 | statmod.S_IFCHR, os.makedev(4, 64))
+    os.mknod(brick / "a-block", 0o660 | statmod.S_IFBLK, os.makedev(259, 0xFFFFF))
+    (brick / "times").write_bytes(b"")
+    os.utime(brick / "times", ns=(-5 * NS - 1, (1 << 32) * NS + 3))
+    os.chown(brick / "times", 4_000_000_000, 4_000_000_001)
+    for n in range(40):                     # replies of several entries
+        (brick / ("f%03d" % n + "x" * (n % 5))).write_bytes(b"z" * n)
+    status, res = nfs.lookup(root, b"odd")
+    handle = bytes(res.object.data)
+    nfs3 = server.xlator.nfs3
+
+    class Req:
+        caller = Caller(0, 0, (), "127.0.0.1")
+        transport = "tcp"
+        peer = ("127.0.0.1", 700)
+    nfs3.resolve(Req(), fh3(handle)).mapper.enable_ino32 = enable_ino32
+    _procedure_listing(nfs3, handle, 65536, 65536)      # gives the new files gfids
+    for dircount, maxcount in ((8192, 8192), (300, 2000)):
+        entries = _procedure_listing(nfs3, handle, dircount, maxcount)
+        names = {bytes(e.name) for e in entries}
+        assert {b".", b"..", b"plain", b"a-char", b"a-block", b"times", b"f039xxxx"} <= names
+        assert len(names) == len(entries) == 2 + 10 + 40
+        for entry in entries:
+            assert entry.name_attributes[0] and entry.name_handle[0]
+            attrs = entry.name_attributes[1]
+            assert attrs.fileid == entry.fileid
+            assert (entry.fileid >> 32 == 0) or not enable_ino32
+            if bytes(entry.name) in (b".", b".."):
+                continue
+            status, got = nfs.getattr(bytes(entry.name_handle[1].data))
+            assert status == N.NFS3_OK and got.obj_attributes == attrs, bytes(entry.name)
+        by_name = {bytes(e.name): e.name_attributes[1] for e in entries}
+        assert (by_name[b"a-block"].rdev.specdata1, by_name[b"a-block"].rdev.specdata2) == \
+            (259, 0xFFFFF)
+        assert by_name[b"linked-2"].nlink == 2 and by_name[b"sub"].nlink == 3
+        assert by_name[b"huge"].size == 1 << 40 and by_name[b"plain"].mode == 0o6755
+        assert by_name[b"times"].uid == 4_000_000_000
+        assert by_name[b"times"].mtime.seconds == (1 << 32) & 0xFFFFFFFF

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from glusterfsd.xlator import IA_DIR, IA_REG, Fd, Iatt
+from glusterfsd.xlator import IA_DIR, IA_LNK, IA_REG, Fd, Iatt
 from nfs.fdcache import FdCache
 from nfs.inode import InodeTable
 
@@ -76,8 +76,9 @@ def test_ancestors_and_eviction_drop_dentries():
 
 
 def _state(table: InodeTable) -> tuple:
-    return ([(g, i.type, i.parent, i.name) for g, i in table._inodes.items()],
-            dict(table._dentries))
+    def fields(g, i):           # an Inode, or link_children's light record (type, parent, name)
+        return (g, *i) if isinstance(i, tuple) else (g, i.type, i.parent, i.name)
+    return [fields(g, i) for g, i in table._inodes.items()], dict(table._dentries)
 
 
 @pytest.mark.parametrize("limit", [100, 6])
@@ -98,7 +99,7 @@ def test_link_children_records_what_link_would(limit):
     for batch in batches:
         for child, name in batch:
             one_by_one.link(child, d.gfid, name)
-        together.link_children(d.gfid, batch)
+        together.link_children(d.gfid, [(child.gfid, child.type, name) for child, name in batch])
         if limit >= 100:
             assert _state(together) == _state(one_by_one)
     if limit < 100:      # trimmed once per batch: the limit holds, the pinned and the
@@ -200,3 +201,34 @@ def test_each_volume_has_its_own_table():
     assert tables.table("gv0") is tables.table("gv0")
     stats = tables.stats()
     assert stats["inodes"] == 1 and stats["volumes"] == 2 and stats["limit_per_volume"] == 10
+
+
+def test_listed_children_answer_as_inodes():
+    """link_children keeps new children as light records: every reader and
+    writer must see them as the Inodes link() would have made, in the same
+    LRU place."""
+    d = iatt(50, IA_DIR)
+    table = InodeTable(5)
+    table.link(d, pin=True)
+    table.link_children(d.gfid, [(gfid(n), IA_REG, b"c%d" % n) for n in (1, 2, 3)]
+                        + [(gfid(4), IA_DIR, b"sub")])
+    assert len(table) == 5 and gfid(2) in table
+    assert table.parent_of(gfid(1)) == d.gfid and table.ancestors(gfid(4)) == [d.gfid]
+    inode = table.get(gfid(2))
+    assert (inode.gfid, inode.type, inode.parent, inode.name) == (gfid(2), IA_REG, d.gfid, b"c2")
+    assert table.get(gfid(2)) is inode                      # made once
+    table.link_children(d.gfid, [(gfid(3), IA_LNK, b"c3")])  # a type change is kept
+    assert table.get(gfid(3)).type == IA_LNK
+    assert table.unlink(d.gfid, b"c1") == gfid(1) and table.parent_of(gfid(1)) is None
+    table.link_children(d.gfid, [(gfid(6), IA_REG, b"c6")])
+    table.rename(d.gfid, b"c6", d.gfid, b"moved", None)
+    assert table.child(d.gfid, b"moved") == gfid(6) and table.get(gfid(6)).name == b"moved"
+    table.forget(gfid(4))
+    assert gfid(4) not in table and table.child(d.gfid, b"sub") is None
+    # the oldest go first, light or not; the pinned directory stays
+    table.link_children(d.gfid, [(gfid(n), IA_REG, b"c%d" % n) for n in (7, 8, 9, 10)])
+    assert len(table) == 5 and d.gfid in table
+    assert [g in table for g in (gfid(1), gfid(2), gfid(3), gfid(6))] == [False] * 4
+    assert table.child(d.gfid, b"c2") is None and table.child(d.gfid, b"c10") == gfid(10)
+    assert table.set_parent(gfid(7), gfid(8)) is None and table.parent_of(gfid(7)) == gfid(8)
+    assert table.child(d.gfid, b"c7") is None

@@ -37,12 +37,13 @@ import struct
 import threading
 import time
 from itertools import islice
+from typing import Iterable
 
 SETTLED_NS = 1_000_000_000   # far above any file system's timestamp granularity
 CAPACITY = 131072            # entries; about 17 MiB when full
-_STAMP = struct.Struct("<qQ")   # ctime_ns, st_dev: what must still match
+STAMP = struct.Struct("<qQ")    # ctime_ns, st_dev: what must still match
 # One remembered entry as a snapshot holds it: st_ino, then the value kept in
-# memory (_STAMP + gfid).  Little-endian throughout, so a snapshot means the
+# memory (STAMP + gfid).  Little-endian throughout, so a snapshot means the
 # same on any machine.
 RECORD = struct.Struct("<Q32s")
 
@@ -53,7 +54,7 @@ class CtimeGfids:
     __slots__ = ("_by_ino", "_dirs", "_capacity", "_evict", "_lock", "remembered")
 
     def __init__(self, capacity: int = CAPACITY):
-        # ino -> _STAMP + gfid in one bytes object (a tuple of three objects
+        # ino -> STAMP + gfid in one bytes object (a tuple of three objects
         # would take twice the memory); ino -> (parent, name) for directories,
         # whose index entry names them (an inode's type never changes)
         self._by_ino: dict[int, bytes] = {}
@@ -79,11 +80,18 @@ class CtimeGfids:
         (and, for a directory, is still `name` in `parent`)."""
         ino = st.st_ino
         known = self._by_ino.get(ino)
-        if known is None or known[:16] != _STAMP.pack(st.st_ctime_ns, st.st_dev):
+        if known is None or known[:16] != STAMP.pack(st.st_ctime_ns, st.st_dev):
             return None
         if ino in self._dirs and self._dirs.get(ino) != (parent, name):
             return None
         return known[16:]
+
+    def lookup_tables(self) -> tuple[dict[int, bytes], dict[int, tuple[bytes, bytes]]]:
+        """(by_ino, dirs) for a loop that does `gfid`'s check inline, once per
+        listed entry, spelled exactly as `gfid` does it (see posix_dir._fill):
+        by_ino[st_ino] is STAMP.pack(st_ctime_ns, st_dev) + gfid, and an ino in
+        `dirs` must also still be (parent, name).  Read only."""
+        return self._by_ino, self._dirs
 
     def remember(self, st, gfid: bytes, parent: bytes, name: bytes, is_dir: bool,
                  clock: int) -> None:
@@ -106,7 +114,7 @@ class CtimeGfids:
             self._dirs[ino] = (parent, name)
         else:
             self._dirs.pop(ino, None)
-        by_ino[ino] = _STAMP.pack(st.st_ctime_ns, st.st_dev) + gfid
+        by_ino[ino] = STAMP.pack(st.st_ctime_ns, st.st_dev) + gfid
         self.remembered += 1
 
     def records(self, dev: int) -> list[tuple[int, bytes]]:
@@ -122,14 +130,14 @@ class CtimeGfids:
         return [(ino, value) for ino, value in by_ino.items()
                 if value[8:16] == on_dev and ino not in dirs]
 
-    def restore(self, records: list[tuple[int, bytes]]) -> int:
+    def restore(self, records: Iterable[tuple[int, bytes]]) -> int:
         """Take (st_ino, value) pairs from a snapshot (see `gfid_snapshot`, which
         checks them), up to the capacity; an entry remembered since is kept (it
         is newer).  Returns how many were taken."""
         by_ino = self._by_ino
         room = max(self._capacity - len(by_ino), 0)
         if not by_ino:                  # the usual case, at the first listing: at C speed
-            by_ino.update(records[:room])
+            by_ino.update(islice(records, room))
             return len(by_ino)
         taken = 0
         for ino, value in records:

@@ -84,6 +84,14 @@ def encode(records: list[tuple[int, bytes]], saved_at: int, dev: int) -> bytes:
 def decode(data: bytes, capacity: int) -> tuple[int, int, list[tuple[int, bytes]]]:
     """(saved_at, dev, records) of a snapshot file; ValueError when it is
     damaged or holds more than `capacity` records."""
+    saved_at, dev, records = _checked(data, capacity)
+    return saved_at, dev, list(records)
+
+
+def _checked(data: bytes, capacity: int):
+    """`decode`, with the records as an iterator: `load` feeds them to the cache
+    one by one rather than holding a list of 50 000 tuples (each tracked by the
+    cyclic GC, whose collections the first listing would pay for)."""
     if len(data) < _HEADER.size + _DIGEST:
         raise ValueError("too short")
     magic, saved_at, dev, count = _HEADER.unpack_from(data)
@@ -97,7 +105,7 @@ def decode(data: bytes, capacity: int) -> tuple[int, int, list[tuple[int, bytes]
     body = memoryview(data)[:end]
     if _digest(body) != data[end:]:
         raise ValueError("checksum mismatch")
-    return saved_at, dev, list(RECORD.iter_unpack(body[_HEADER.size:]))
+    return saved_at, dev, RECORD.iter_unpack(body[_HEADER.size:])
 
 
 def load(cache: CtimeGfids, index_fd: int, dev: int, log, now: int | None = None) -> int:
@@ -114,7 +122,7 @@ def load(cache: CtimeGfids, index_fd: int, dev: int, log, now: int | None = None
         return 0
     try:
         data = os.read(fd, limit + 1)
-        saved_at, saved_dev, records = decode(data, cache.capacity)
+        saved_at, saved_dev, records = _checked(data, cache.capacity)
     except (OSError, ValueError) as err:
         log.warning("gfid snapshot ignored: %s", err)
         return 0

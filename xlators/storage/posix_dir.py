@@ -19,7 +19,10 @@ guarantees allow:
   what is remembered survives a restart in a snapshot (`gfid_snapshot`),
   loaded at the first listing and saved after a complete one;
 * nothing built for an entry the reply has no room for: the size check
-  comes before the lstat.
+  comes before the lstat;
+* no Iatt either: the entry is a `StatDirent` that keeps the lstat (with the
+  type and the client's link count decided here), and its iatt is built only
+  if a consumer asks for one (nfs3_dir packs the reply from the lstat).
 """
 from __future__ import annotations
 
@@ -28,9 +31,11 @@ import functools
 import os
 import stat as statmod
 
-from glusterfsd.xlator import IA_DIR, ROOT_GFID, Caller, Dirent, Fd, gfid_to_ino
+from glusterfsd.stat_dirent import StatDirent
+from glusterfsd.xlator import (IA_DIR, IA_REG, IA_TO_S_IFMT, ROOT_GFID, Caller, Dirent, Fd,
+                               gfid_to_ino)
 from xlators.storage import gfid_snapshot
-from xlators.storage.ctime_gfids import CtimeGfids
+from xlators.storage.ctime_gfids import STAMP, CtimeGfids
 from xlators.storage.dirstream import DT_TO_IA, DirStream, ParkedStreams, RawEntry, shut_stream
 from xlators.storage.gfid_layout import HIDDEN_DIR
 from xlators.storage.posix_core import PosixCore
@@ -40,6 +45,8 @@ from xlators.storage.posix_core import PosixCore
 ENTRY_COST = 24
 PLUS_COST = 148
 _DOTS = (b".", b"..")
+_S_IFMT = 0o170000
+_IFMT_TO_IA = {fmt: kind for kind, fmt in IA_TO_S_IFMT.items()}
 
 
 class DirFops(PosixCore):
@@ -163,9 +170,14 @@ class DirFops(PosixCore):
         fixed = ENTRY_COST + (PLUS_COST if plus else 0)
         at_root = dir_gfid == ROOT_GFID
         remembered = self.ctime_gfids
-        known_gfid = remembered.gfid
-        iatt_of = self._iatt
+        by_ino, dirs = remembered.lookup_tables()
+        known = by_ino.get
+        stamp = STAMP.pack
+        ia_of = _IFMT_TO_IA.get
+        from_bytes = int.from_bytes
         lstat = os.stat
+        stat_dirent, s_ifmt, ia_reg, ia_dir, root_gfid = \
+            StatDirent, _S_IFMT, IA_REG, IA_DIR, ROOT_GFID      # locals: read once per entry
         clock = remembered.clock()
         before = cookie             # the cookie the current batch follows
         for records in batches:
@@ -185,11 +197,24 @@ class DirFops(PosixCore):
                     except OSError:
                         st = None
                     if st is not None:
-                        gfid = known_gfid(st, dir_gfid, name) or \
-                            self._vouch(dir_fd, name, st, dir_gfid, clock)
+                        # CtimeGfids.gfid, inlined
+                        ino = st.st_ino
+                        gfid = known(ino)
+                        if gfid is not None and gfid[:16] == stamp(st.st_ctime_ns, st.st_dev) \
+                                and (ino not in dirs or dirs.get(ino) == (dir_gfid, name)):
+                            gfid = gfid[16:]
+                        else:
+                            gfid = self._vouch(dir_fd, name, st, dir_gfid, clock)
                         if gfid is not None:
-                            iatt = iatt_of(st, gfid)
-                            append(Dirent(name, d_off, iatt.ino, iatt.type, iatt))
+                            # _stat_dirent, inlined
+                            kind = ia_of(st.st_mode & s_ifmt, ia_reg)
+                            nlink = st.st_nlink
+                            if kind != ia_dir:
+                                nlink = nlink - 1 if nlink > 0 else 0
+                            if gfid == root_gfid:
+                                nlink -= 1
+                            append(stat_dirent(name, d_off, from_bytes(gfid[8:16], "big"), kind,
+                                               st, gfid, nlink))
                             continue
                 dirent = self._dirent(dir_gfid, dir_fd, RawEntry(name, d_off, d_ino, d_type),
                                       plus, quick_tried=plus)
@@ -220,8 +245,20 @@ class DirFops(PosixCore):
             self._vouch(dir_fd, raw.name, st, dir_gfid, clock)
         if gfid is None:
             return None
-        iatt = self._iatt(st, gfid)
-        return Dirent(raw.name, raw.cookie, iatt.ino, iatt.type, iatt)
+        return self._stat_dirent(raw.name, raw.cookie, st, gfid)
+
+    @staticmethod
+    def _stat_dirent(name: bytes, cookie: int, st, gfid: bytes) -> StatDirent:
+        """The entry of `name` (lstat `st`, `gfid`) with the lstat kept for the
+        consumer to take its attributes from (see glusterfsd.stat_dirent): its
+        `iatt` is what `_iatt(st, gfid)` makes.  (`_fill` inlines this.)"""
+        kind = _IFMT_TO_IA.get(st.st_mode & _S_IFMT, IA_REG)
+        nlink = st.st_nlink
+        if kind != IA_DIR:       # the index's hard link is not the client's
+            nlink = nlink - 1 if nlink > 0 else 0
+        if gfid == ROOT_GFID:    # nor is the root's hidden subdirectory
+            nlink -= 1
+        return StatDirent(name, cookie, gfid_to_ino(gfid), kind, st, gfid, nlink)
 
     def _dirent(self, dir_gfid: bytes, dir_fd: int, raw: RawEntry, plus: bool,
                 quick_tried: bool = False) -> Dirent | None:
@@ -242,10 +279,9 @@ class DirFops(PosixCore):
                 try:
                     clock = self.ctime_gfids.clock()
                     with self._child_at(dir_gfid, dir_fd, raw.name) as obj:
-                        iatt = self._iatt(obj.st, obj.gfid)
                         self.ctime_gfids.remember(obj.st, obj.gfid, dir_gfid, raw.name,
                                                   obj.is_dir, clock)
-                        return Dirent(raw.name, raw.cookie, iatt.ino, iatt.type, iatt)
+                        return self._stat_dirent(raw.name, raw.cookie, obj.st, obj.gfid)
                 except PermissionError:
                     pass  # no search permission: names and inode numbers only
             gfid = self.index.read_gfid_at(dir_fd, raw.name)

@@ -58,7 +58,7 @@ def watch_gfid_reads(store, monkeypatch) -> list:
 
 # --- the file format ----------------------------------------------------------
 def records(count, ctime=10 * NS):
-    return [(ino, ctime_gfids._STAMP.pack(ctime, 7) + ino.to_bytes(16, "big"))
+    return [(ino, ctime_gfids.STAMP.pack(ctime, 7) + ino.to_bytes(16, "big"))
             for ino in range(1, count + 1)]
 
 
@@ -99,7 +99,7 @@ def test_restore_keeps_what_was_remembered_since_and_the_capacity():
     cache = CtimeGfids(capacity=3)
     now = time.time_ns()
     cache.remember(Stat(1, now - 9 * NS), b"n" * 16, b"p", b"n", False, now)
-    old = ctime_gfids._STAMP.pack(now - 5 * NS, 7) + b"o" * 16
+    old = ctime_gfids.STAMP.pack(now - 5 * NS, 7) + b"o" * 16
     taken = cache.restore([(ino, old) for ino in range(1, 10)])
     assert taken == 2 and len(cache) == 3
     assert cache.gfid(Stat(1, now - 9 * NS), b"p", b"n") == b"n" * 16
