@@ -111,21 +111,20 @@ def encode_authsys(stamp: int, machinename: bytes, uid: int, gid: int, gids) -> 
 
 _SYS_CACHE_SIZE = 4096
 _sys_cache: dict[tuple[bytes, str], Credentials] = {}
+_none_cache: dict[str, Credentials] = {}     # AUTH_NONE: the anonymous caller, per client
+_AUTH_NONE = wire.AUTH_NONE
+_AUTH_SYS = wire.AUTH_SYS
 
 
 def authenticate(header, client: str) -> Credentials:
     """Check the credential and verifier of a parsed call header (`wire.CallHeader`).
 
     A client sends the same AUTH_SYS body with every call, so decoded
-    credentials are kept by (body, client address): most calls cost one dict
-    lookup.  The cache is bounded (cleared when full); entries are never
+    credentials are kept by (body, client address), and AUTH_NONE ones by
+    client address: most calls cost one dict lookup.  The cache is bounded (cleared when full); entries are never
     changed once made, so threads may share them."""
     flavor = header.cred_flavor
-    if flavor == wire.AUTH_NONE:
-        if len(header.cred_body):
-            raise AuthFailure(wire.AUTH_BADCRED, "AUTH_NONE credential with a body")
-        creds = Credentials(flavor, Caller(ANONYMOUS_UID, ANONYMOUS_GID, (), client))
-    elif flavor == wire.AUTH_SYS:
+    if flavor == _AUTH_SYS:
         key = (bytes(header.cred_body), client)
         creds = _sys_cache.get(key)
         if creds is None:
@@ -134,9 +133,18 @@ def authenticate(header, client: str) -> Credentials:
             if len(_sys_cache) >= _SYS_CACHE_SIZE:
                 _sys_cache.clear()
             _sys_cache[key] = creds
+    elif flavor == _AUTH_NONE:
+        if len(header.cred_body):
+            raise AuthFailure(wire.AUTH_BADCRED, "AUTH_NONE credential with a body")
+        creds = _none_cache.get(client)
+        if creds is None:
+            creds = Credentials(flavor, Caller(ANONYMOUS_UID, ANONYMOUS_GID, (), client))
+            if len(_none_cache) >= _SYS_CACHE_SIZE:
+                _none_cache.clear()
+            _none_cache[client] = creds
     else:
         raise AuthFailure(wire.AUTH_REJECTEDCRED, f"credential flavour {flavor} not supported")
-    if header.verf_flavor != wire.AUTH_NONE or len(header.verf_body):
+    if header.verf_flavor != _AUTH_NONE or len(header.verf_body):
         raise AuthFailure(wire.AUTH_BADVERF,
                           f"verifier flavour {header.verf_flavor} with a flavour-{flavor} credential")
     return creds

@@ -154,6 +154,11 @@ class Program:
         bad = (set(self.inline_if) - set(self.procs)) | (set(self.inline_if) & self.inline)
         if bad:
             raise ValueError(f"inline_if names undefined or always-inline procedures {sorted(bad)}")
+        # Procedures whose arguments / results are XDR void (NULL, at least):
+        # the service skips the codec for them.  Its generated decode and
+        # encode of "nothing" cost ~1.5 us, a fifth of a NULL call's Python.
+        self.void_args = frozenset(n for n, p in self.procs.items() if _is_void(p.arg))
+        self.void_results = frozenset(n for n, p in self.procs.items() if _is_void(p.res))
         self.unprivileged = unprivileged
         self.peer_check = peer_check
         self.peer_refusal = peer_refusal
@@ -164,6 +169,11 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.name} ({self.number}) v{self.version}>"
+
+
+def _is_void(codec) -> bool:
+    """Whether a procedure's argument or result codec is XDR void (False if it cannot say)."""
+    return getattr(codec, "is_void", False) is True
 
 
 def _spec_number(spec_program) -> int:

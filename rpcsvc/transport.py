@@ -43,8 +43,7 @@ from collections import deque
 
 from event.errors import EventPoolError
 from glusterfsd import log as gflog
-from rpcsvc.record import (HEADER_SIZE, LAST_FRAGMENT, FramingError, RecordAssembler,
-                           record_mark)
+from rpcsvc.record import HEADER_SIZE, LAST_FRAGMENT, FramingError, RecordAssembler
 
 logger = gflog.get_logger("rpcsvc")
 
@@ -57,6 +56,7 @@ UDP_MAX_DATAGRAM = 65536
 
 
 _pack_word = struct.Struct(">I").pack
+_monotonic = time.monotonic
 
 
 def address_of(addr) -> tuple[str, int]:
@@ -248,12 +248,21 @@ class TcpConnection(Transport):
         GIL (randread, 4 s: 6 325 epoll_waits and 11 586 futex calls before,
         149 and 401 after).  One call at a time (ls, cp): no extra recv."""
         assembler = self._assembler
+        sock = self.sock
+        on_record = self.svc._on_record
         for _ in range(RECVS_PER_EVENT):
             if self.throttled or self.paused or self.closed:
                 return
-            buf = assembler.want()
+            size = assembler.chunk_wanted()
+            buf = None
             try:
-                count = self.sock.recv_into(buf)
+                if size:        # between records: a chunk of several calls, if sent
+                    data = sock.recv(size)
+                    count = len(data)
+                else:           # inside a record: straight into its buffer
+                    buf = assembler.want()
+                    size = len(buf)
+                    count = sock.recv_into(buf)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:
@@ -263,21 +272,25 @@ class TcpConnection(Transport):
             if count == 0:
                 self._at_eof()
                 return
-            self.last_active = time.monotonic()
+            self.last_active = _monotonic()
             try:
-                records = assembler.filled(count)
+                records = assembler.filled_chunk(data) if buf is None else assembler.filled(count)
             except FramingError as error:
                 self.svc.count("framing_errors")
                 logger.warning("tcp %s:%d: %s; closing the connection", *self.peer, error)
                 self.close()
                 return
             if records:
-                self._dispatch(records)
-                if self._held:
-                    return      # the throttle closed: read nothing more until they are in
-                if len(records) > 1:
-                    continue    # a client that pipelines (see the docstring)
-            if count < len(buf):
+                if len(records) == 1 and not (self._held or self.throttled or self.closed):
+                    # One call (a client waiting for each reply): no cork, no hold.
+                    on_record(self, records[0], self.peer)
+                else:
+                    self._dispatch(records)
+                    if self._held:
+                        return  # the throttle closed: read nothing more until they are in
+                    if len(records) > 1:
+                        continue    # a client that pipelines (see the docstring)
+            if count < size:
                 return          # the socket is drained
 
     def _dispatch(self, records: list) -> None:
@@ -346,12 +359,13 @@ class TcpConnection(Transport):
         records of one read: the replies leave together, in one sendmsg.
         The cork holds them already framed (mark, buffers, mark, buffers ...)
         with the size of each in `_cork_sizes`, as `_send_record` wants them."""
-        cork = self._cork
-        if cork is None:
-            return self.send_reply(buffers, peer)
         size = 0
         for buf in buffers:
             size += len(buf)
+        cork = self._cork
+        if cork is None:        # send_reply, without its frame
+            return self._send_record([_pack_word(LAST_FRAGMENT | size), *buffers],
+                                     [size + HEADER_SIZE])
         cork.append(_pack_word(LAST_FRAGMENT | size))   # record_mark(size), inline
         cork.extend(buffers)
         sizes = self._cork_sizes
@@ -374,12 +388,11 @@ class TcpConnection(Transport):
 
     def send_reply(self, buffers: list, peer=None) -> bool:
         """Write one reply record; False if the connection is gone."""
-        total = HEADER_SIZE
+        size = 0
         for buf in buffers:
-            total += len(buf)
-        record = [record_mark(total - HEADER_SIZE)]
-        record.extend(buffers)
-        return self._send_record(record, [total])
+            size += len(buf)
+        return self._send_record([_pack_word(LAST_FRAGMENT | size), *buffers],
+                                 [size + HEADER_SIZE])
 
     def _send_record(self, record: list, sizes: list[int]) -> bool:
         """Write buffers holding whole replies of `sizes` bytes each (marks included)."""
@@ -393,7 +406,22 @@ class TcpConnection(Transport):
                 self._queued_bytes += total
                 self._rethrottle_locked()
                 return True
-            rest, sent = self._write(record, total)
+            if len(record) > IOV_MAX:
+                rest, sent = self._write(record, total)
+            else:   # _write's first round, written out: the kernel nearly always takes it all
+                try:
+                    sent = self.sock.sendmsg(record)
+                except (BlockingIOError, InterruptedError):
+                    rest, sent = self._write(record, total)
+                except OSError as error:
+                    self._write_failed(error)
+                    rest, sent = None, 0
+                else:
+                    self.last_active = _monotonic()
+                    if sent == total:
+                        return True
+                    rest, more = self._write(_advance(record, sent), total - sent)
+                    sent += more
             if rest is None:
                 broken = True
             else:
@@ -426,8 +454,7 @@ class TcpConnection(Transport):
                     continue
                 break
             except OSError as error:
-                if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
-                    logger.warning("tcp %s:%d: write failed: %s", *self.peer, error)
+                self._write_failed(error)
                 return None, total
             total += sent
             if total == size:
@@ -437,6 +464,11 @@ class TcpConnection(Transport):
         if total:
             self.last_active = time.monotonic()
         return buffers, total
+
+    def _write_failed(self, error: OSError) -> None:
+        """A write met `error`: the connection is broken (logged unless it is the usual hang-up)."""
+        if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+            logger.warning("tcp %s:%d: write failed: %s", *self.peer, error)
 
     def _dequeue_locked(self, sent: int) -> None:
         """`sent` bytes of the queue were written: retire the replies that are complete."""

@@ -110,3 +110,18 @@ def test_decoded_credentials_are_reused_per_body_and_client():
         authenticate(call_msg(5, cred=(wire.AUTH_SYS, b"\0\0\0\1")), "10.0.0.1")
     with pytest.raises(auth.AuthFailure):
         authenticate(call_msg(6, cred=(wire.AUTH_SYS, b"\0\0\0\1")), "10.0.0.1")
+
+
+def test_anonymous_credentials_are_reused_per_client():
+    first = authenticate(call_msg(1), "10.0.0.1")
+    again = authenticate(call_msg(2), "10.0.0.1")
+    other_host = authenticate(call_msg(3), "10.0.0.2")
+    assert again is first and first.flavor == wire.AUTH_NONE
+    assert other_host is not first and other_host.caller.client == "10.0.0.2"
+    assert (other_host.caller.uid, other_host.caller.gid) == (65534, 65534)
+    with pytest.raises(auth.AuthFailure) as caught:     # the cache never excuses a bad one
+        authenticate(call_msg(4, cred=(wire.AUTH_NONE, b"\0\0\0\1")), "10.0.0.1")
+    assert caught.value.auth_stat == wire.AUTH_BADCRED
+    with pytest.raises(auth.AuthFailure) as caught:
+        authenticate(call_msg(5, verf=(wire.AUTH_SYS, b"\0" * 8)), "10.0.0.1")
+    assert caught.value.auth_stat == wire.AUTH_BADVERF

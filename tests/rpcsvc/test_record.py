@@ -249,3 +249,77 @@ def test_a_bulk_read_joins_empty_fragments_to_the_record_they_precede():
     a.want()[:len(data)] = data
     assert [bytes(r) for r in a.filled(len(data))] == [b"after empties", b"again", b"plain"]
     assert a.idle
+
+
+# ---- chunk_wanted / filled_chunk: the transport's recv() between records ------------------
+
+def feed_like_the_transport(assembler: RecordAssembler, data: bytes,
+                            chunk: int | None = None) -> list[bytes]:
+    """Push `data` as TcpConnection._read does: recv() of a chunk between records,
+    recv_into(want()) inside one; `chunk` bytes at most each time."""
+    out, at = [], 0
+    while at < len(data):
+        size = assembler.chunk_wanted()
+        if size:
+            n = min(size, len(data) - at, chunk or size)
+            records = assembler.filled_chunk(data[at:at + n])
+        else:
+            buf = assembler.want()
+            n = min(len(buf), len(data) - at, chunk or len(buf))
+            buf[:n] = data[at:at + n]
+            records = assembler.filled(n)
+        at += n
+        out.extend(bytes(r) for r in records)
+    return out
+
+
+def test_a_chunk_is_wanted_only_between_records_and_only_with_bulk():
+    assert RecordAssembler(1 << 20).chunk_wanted() == 0
+    a = RecordAssembler(1 << 20, bulk=4096)
+    assert a.chunk_wanted() == 4096
+    assert a.filled_chunk(frame(b"whole")[:6]) == []           # mark and two bytes of body
+    assert a.chunk_wanted() == 0 and len(a.want()) == 3 + 4    # the rest goes to its buffer
+    assert feed_like_the_transport(a, b"ole") == [b"whole"]
+    assert a.chunk_wanted() == 4096 and a.idle
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 997, 4096, 65536, None])
+def test_chunks_give_the_same_records_as_header_sized_reads(chunk):
+    data, records = _mixed_stream(seed=chunk or 0)
+    a = RecordAssembler(1 << 20, bulk=16 * 1024)
+    assert feed_like_the_transport(a, data, chunk=chunk) == records
+    assert a.idle
+
+
+def test_a_chunk_of_one_whole_record_is_a_view_of_it():
+    a = RecordAssembler(1 << 20, bulk=4096)
+    data = frame(b"a call")
+    (record,) = a.filled_chunk(data)
+    assert isinstance(record, memoryview) and record.obj is data and bytes(record) == b"a call"
+    assert a.idle
+
+
+def test_a_chunk_holding_a_record_above_max_record_is_refused():
+    with pytest.raises(RecordTooLarge):
+        RecordAssembler(1000, bulk=4096).filled_chunk(frame(b"y" * 1001))
+    assert [bytes(r) for r in RecordAssembler(1000, bulk=4096).filled_chunk(
+        frame(b"y" * 1000))] == [b"y" * 1000]
+
+
+def test_a_chunk_shortcut_is_not_taken_for_a_fragment_that_is_not_the_last():
+    a = RecordAssembler(1 << 20, bulk=4096)
+    assert a.filled_chunk(fragment(b"first half ", last=False)) == []
+    assert not a.idle
+    assert feed_like_the_transport(a, fragment(b"second half", last=True)) == [
+        b"first half second half"]
+
+
+def test_a_chunk_after_empty_fragments_still_joins_and_counts_them():
+    a = RecordAssembler(1 << 20, max_empty_fragments=2, bulk=4096)
+    assert a.filled_chunk(record_mark(0, last=False) * 2) == []
+    assert a.chunk_wanted() == 4096                 # between fragments, nothing buffered
+    assert [bytes(r) for r in a.filled_chunk(frame(b"body"))] == [b"body"]
+    b = RecordAssembler(1 << 20, max_empty_fragments=2, bulk=4096)
+    b.filled_chunk(record_mark(0, last=False) * 2)
+    with pytest.raises(TooManyFragments):
+        b.filled_chunk(record_mark(0, last=False) + frame(b"late"))

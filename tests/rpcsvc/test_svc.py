@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from rpc_testkit import (FSSTAT, GETATTR, NFS3, NFS_PROG, NULL, PATHCONF, REMOVE, WRITE, RawPeer,
-                         call_msg, getattr_args, remove_args, sys_cred, udp_call)
+                         call_msg, frame, getattr_args, remove_args, sys_cred, udp_call)
 from rpcsvc import wire, xdr
 from rpcsvc.program import Program
 from rpcsvc.svc import RpcService
@@ -296,3 +296,56 @@ def test_inline_if_decides_per_call_from_the_undecoded_call(serve):
     assert "-stage" in second, second
     assert [x for x, _, _ in seen] == [10, 11]
     assert all(offset == size for _, offset, size in seen)   # NULL: no arguments after the header
+
+
+# ---- void arguments and results skip the codec, with the codec's answers -------------------
+
+def test_program_knows_which_procedures_have_void_arguments_and_results(served):
+    prog = served.svc.programs()[0]
+    assert NULL in prog.void_args and NULL in prog.void_results
+    assert GETATTR not in prog.void_args and GETATTR not in prog.void_results
+    assert REMOVE not in prog.void_args
+
+
+def test_null_with_bytes_after_its_void_arguments_is_garbage_args(served, peer):
+    reply = peer.call(call_msg(40, args=b"\0\0\0\0"))
+    assert reply.accepted and reply.stat == wire.GARBAGE_ARGS
+    assert served.svc.stats()["errors"]["GARBAGE_ARGS"] == 1
+    assert peer.call(call_msg(41)).success       # and a well-formed one still succeeds
+
+
+def test_a_void_procedure_replies_with_the_header_alone(served, peer):
+    """The shortcut sends exactly what encoding void sent: no result bytes."""
+    peer.sock.sendall(frame(call_msg(42)))
+    mark = _recv_exactly(peer.sock, 4)
+    (word,) = struct.unpack(">I", mark)
+    body = _recv_exactly(peer.sock, word & 0x7FFFFFFF)
+    assert body == wire.accepted_header(42)                   # SUCCESS and nothing after it
+
+
+def test_an_actor_returning_a_value_for_a_void_result_is_system_err(pool, rpc_log):
+    """What the codec did before the shortcut: a value where void is due fails to encode."""
+    def chatty_null(req):
+        return 7
+    svc = RpcService(pool, stage_threads=1)
+    try:
+        svc.add_program(Program(NFS3.programs["NFS_PROGRAM"], 3, {NULL: chatty_null},
+                                inline=[NULL]))
+        port = svc.listen("127.0.0.1", 0, "tcp").getsockname()[1]
+        p = RawPeer(port)
+        try:
+            reply = p.call(call_msg(43))
+        finally:
+            p.close()
+        assert reply.accepted and reply.stat == wire.SYSTEM_ERR
+    finally:
+        svc.close()
+
+
+def _recv_exactly(sock, size: int) -> bytes:
+    got = b""
+    while len(got) < size:
+        chunk = sock.recv(size - len(got))
+        assert chunk, "connection closed early"
+        got += chunk
+    return got

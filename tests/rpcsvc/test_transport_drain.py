@@ -2,6 +2,8 @@
 writing replies skips the walk over buffers the kernel took whole."""
 from __future__ import annotations
 
+import errno
+import logging
 import socket
 
 import pytest
@@ -37,7 +39,7 @@ class _Service:
 
 
 class _CountingSocket:
-    """A socket whose recv_into calls are counted."""
+    """A socket whose reads (recv_into inside a record, recv between records) are counted."""
 
     def __init__(self, sock):
         self._sock = sock
@@ -46,6 +48,10 @@ class _CountingSocket:
     def recv_into(self, buf):
         self.recvs += 1
         return self._sock.recv_into(buf)
+
+    def recv(self, size):
+        self.recvs += 1
+        return self._sock.recv(size)
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -196,3 +202,78 @@ def test_corked_replies_leave_framed_and_counted(pair):
                      [HEADER_SIZE + 4, HEADER_SIZE + 6])]
     conn._uncork()                  # nothing corked: nothing sent
     assert len(sent) == 1
+
+
+class _ScriptedSocket:
+    """sendmsg answers from a script: a byte count (taken from the front) or an exception."""
+
+    def __init__(self, *script):
+        self.script = list(script)
+        self.data = bytearray()
+        self.calls = 0
+        self.shut = False
+
+    def sendmsg(self, buffers):
+        self.calls += 1
+        step = self.script.pop(0) if self.script else BlockingIOError()
+        if isinstance(step, BaseException):
+            raise step
+        joined = b"".join(bytes(b) for b in buffers)
+        self.data += joined[:step]
+        return min(step, len(joined))
+
+    def shutdown(self, how):
+        self.shut = True
+
+
+def _sending_connection(pair, sock):
+    conn = transport.TcpConnection(_Service(), pair[0], ("127.0.0.1", 900))
+    conn.sock = sock
+    conn.last_active = 0.0
+    return conn
+
+
+def test_send_record_taken_whole_in_one_sendmsg(pair):
+    sock = _ScriptedSocket(1 << 20)
+    conn = _sending_connection(pair, sock)
+    assert conn.send_reply([b"header", b"body"]) is True
+    assert sock.calls == 1 and bytes(sock.data) == frame(b"headerbody")
+    assert not conn._queue and conn._queued_bytes == 0 and conn.last_active > 0
+
+
+def test_send_record_cut_short_queues_the_rest_of_each_reply(pair):
+    sock = _ScriptedSocket(6, 3, BlockingIOError())    # 6 bytes, 3 more, then the kernel is full
+    conn = _sending_connection(pair, sock)
+    record = [frame(b"abcd")[:4], b"abcd", frame(b"efgh")[:4], b"efgh"]
+    assert conn._send_record(record, [8, 8]) is True
+    assert bytes(sock.data) == (frame(b"abcd") + frame(b"efgh"))[:9] and conn.last_active > 0
+    assert b"".join(bytes(b) for b in conn._queue) == (frame(b"abcd") + frame(b"efgh"))[9:]
+    assert list(conn._queued_records) == [7] and conn._queued_bytes == 7
+    assert conn.svc.counted == ["partial_writes"]
+
+
+def test_send_record_the_kernel_refuses_at_once_is_queued_whole(pair):
+    sock = _ScriptedSocket(BlockingIOError(), BlockingIOError())
+    conn = _sending_connection(pair, sock)
+    assert conn.send_reply([b"later"]) is True
+    assert b"".join(bytes(b) for b in conn._queue) == frame(b"later")
+    assert conn._queued_bytes == len(frame(b"later")) and conn.last_active == 0.0
+
+
+@pytest.mark.parametrize("code, logged", [(errno.EPIPE, False), (errno.ECONNRESET, False),
+                                          (errno.EIO, True)])
+def test_send_record_on_a_broken_socket_shuts_it_down(pair, code, logged, caplog):
+    sock = _ScriptedSocket(OSError(code, "broken"))
+    conn = _sending_connection(pair, sock)
+    with caplog.at_level(logging.WARNING):
+        assert conn.send_reply([b"lost"]) is False
+    assert sock.shut and not conn._queue
+    assert any("write failed" in r.getMessage() for r in caplog.records) is logged
+
+
+def test_send_record_of_more_buffers_than_iov_max_goes_out_in_rounds(pair):
+    sock = _ScriptedSocket(1 << 20, 1 << 20)
+    conn = _sending_connection(pair, sock)
+    pieces = [bytes([i % 251]) for i in range(transport.IOV_MAX + 10)]
+    assert conn.send_reply(pieces) is True
+    assert sock.calls == 2 and bytes(sock.data) == frame(b"".join(pieces))
