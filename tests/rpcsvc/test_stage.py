@@ -70,3 +70,42 @@ def test_a_program_refuses_inline_if_for_undefined_or_always_inline_procedures()
         Program(spec, 3, {0: lambda req: None}, inline_if={99: always})
     with pytest.raises(ValueError, match="inline_if"):
         Program(spec, 3, {0: lambda req: None}, inline=[7], inline_if={7: always})
+
+
+def _wait_idle(pool, count):
+    deadline = time.monotonic() + 5
+    while len(pool._idle) < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(pool._idle) == count
+
+
+def test_an_idle_pool_wakes_the_worker_that_went_idle_last():
+    # One call at a time (libnfs, ls) must wake one thread, the warm one,
+    # not have every idle worker race for the GIL.
+    pool = StagePool(threads=3, queue_size=8, name="t")
+    _wait_idle(pool, 3)
+    ran = []
+    for _ in range(5):
+        done = threading.Event()
+        pool.submit(lambda: (ran.append(threading.current_thread().name), done.set()))
+        assert done.wait(5)
+        _wait_idle(pool, 3)
+    assert len(set(ran)) == 1
+    assert pool.stop()
+
+
+def test_work_that_blocks_spreads_over_every_worker():
+    pool = StagePool(threads=3, queue_size=8, name="t")
+    gate, started, names = threading.Event(), threading.Semaphore(0), set()
+
+    def block():
+        names.add(threading.current_thread().name)
+        started.release()
+        gate.wait(5)
+    for _ in range(3):
+        pool.submit(block)
+    for _ in range(3):
+        assert started.acquire(timeout=5)
+    assert len(names) == 3
+    gate.set()
+    assert pool.stop()
