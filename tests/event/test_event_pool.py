@@ -8,7 +8,6 @@ import itertools
 import logging
 import os
 import select
-import socket
 import threading
 import time
 
@@ -18,80 +17,7 @@ import event
 from event import EventPool, new_pool
 from event.errors import PoolClosedError, UnknownSlotError
 from event.pool import MAX_THREADS, POLLIN
-
-BACKENDS = ["epoll", "poll"]
-WAIT = 3.0          # upper bound for anything we wait for
-QUIET = 0.15        # how long "nothing happens" is watched
-
-
-def wait_until(predicate, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.003)
-    return predicate()
-
-
-def event_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("glfs_")]
-
-
-@pytest.fixture(params=BACKENDS)
-def pool(request):
-    made = new_pool(slots=64, threads=2, backend=request.param)
-    yield made
-    made.destroy()
-    assert not event_threads(), "event threads left behind"
-
-
-@pytest.fixture
-def pairs():
-    """socketpair factory; every socket still owned is closed after the test."""
-    made: list[socket.socket] = []
-
-    def make():
-        a, b = socket.socketpair()
-        a.setblocking(False)
-        b.setblocking(False)
-        made.extend((a, b))
-        return a, b
-
-    yield make
-    for sock in made:
-        sock.close()
-
-
-class Recorder:
-    """A handler that remembers each call; `on_call` may act on the pool."""
-
-    def __init__(self, on_call=None, read=True):
-        self.calls: list[dict] = []
-        self.lock = threading.Lock()
-        self.on_call = on_call
-        self.read = read
-
-    def __call__(self, fd, idx, gen, data, poll_in, poll_out, poll_err):
-        payload = b""
-        if self.read and poll_in:
-            try:
-                payload = os.read(fd, 65536)
-            except BlockingIOError:
-                pass
-        call = dict(fd=fd, idx=idx, gen=gen, data=data, poll_in=poll_in,
-                    poll_out=poll_out, poll_err=poll_err, payload=payload)
-        with self.lock:
-            self.calls.append(call)
-        if self.on_call is not None:
-            self.on_call(call)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.calls)
-
-    def payload(self) -> bytes:
-        with self.lock:
-            return b"".join(c["payload"] for c in self.calls)
+from event_helpers import BACKENDS, QUIET, WAIT, Recorder, event_threads, wait_until
 
 
 def test_read_event_on_socketpair(pool, pairs):
@@ -351,21 +277,6 @@ def test_poll_err_on_peer_close(pool, pairs):
     assert wait_until(lambda: pool.registered_count() == 0)     # the handler unregistered
 
 
-@pytest.fixture
-def captured_log(pool):
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record)
-
-    logger = logging.getLogger(f"glusterfs.{pool.backend_name}")
-    keep = Keep(level=logging.DEBUG)
-    logger.addHandler(keep)
-    yield records
-    logger.removeHandler(keep)
-
-
 def test_raising_handler_does_not_kill_the_pool(pool, pairs, captured_log):
     a, b = pairs()
 
@@ -601,55 +512,3 @@ def test_package_exports():
     assert event.new_pool is new_pool
     assert issubclass(event.UnknownSlotError, LookupError)
     assert issubclass(event.PoolClosedError, event.EventPoolError)
-
-
-def test_events_for_slots_never_handed_out_are_dropped(pool):
-    """The dispatch looks slots up in place: any idx the kernel could not have
-    been given (negative, past the tables, in a table never allocated) is ignored."""
-    for idx in (-1, 5000, (1 << 20) - 1, 1 << 21):
-        pool._dispatch_event(idx, 0, POLLIN)        # nothing raises, nothing runs
-    assert pool.registered_count() == 0
-
-
-def test_epoll_rearm_writes_the_mask_only_when_the_interest_changed(pool, pairs):
-    if pool.backend_name != "epoll":
-        pytest.skip("the cached mask is the epoll backend's")
-    from event.epoll import _ARM_BITS
-    from event.pool import IN_BITS, OUT_BITS
-    a, _ = pairs()
-    idx, gen = pool.register(a.fileno(), Recorder(), None, True, False)
-    slot = pool._slots.get(idx)
-    event_struct = slot.kernel[0]
-    assert slot.armed == event_struct.events == IN_BITS | _ARM_BITS
-    pool.select_on(idx, -1, 1, gen)
-    assert slot.armed == event_struct.events == IN_BITS | OUT_BITS | _ARM_BITS
-    event_struct.events = 0                     # a re-arm with the same interest ...
-    pool._kernel_arm(slot)
-    assert event_struct.events == 0             # ... leaves the struct alone
-    pool.select_on(idx, -1, 0, gen)
-    assert slot.armed == event_struct.events == IN_BITS | _ARM_BITS
-    pool.unregister(idx, gen)
-
-
-def test_epoll_rearm_of_an_fd_closed_behind_the_pool_is_logged(pool, pairs, captured_log):
-    if pool.backend_name != "epoll":
-        pytest.skip("epoll_ctl is the epoll backend's")
-    a, b = pairs()
-    fd = a.detach()                             # the handler will close it itself
-    closed = threading.Event()
-
-    def close_own_fd(call):
-        os.close(fd)
-        closed.set()
-
-    idx, gen = pool.register(fd, Recorder(close_own_fd), None, True, False)
-    slot = pool._slots.get(idx)
-    pool.dispatch()
-    b.send(b"x")
-    assert closed.wait(WAIT)
-    assert wait_until(lambda: any("re-arming fd" in r.getMessage() for r in captured_log))
-    with pytest.raises(OSError) as failure:
-        pool._kernel_arm(slot)
-    assert failure.value.errno in (errno.EBADF, errno.ENOENT)
-    assert pool.live_threads == pool.threads
-    pool.unregister(idx, gen)                   # removing it fails quietly (logged)
