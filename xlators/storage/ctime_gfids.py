@@ -86,13 +86,6 @@ class CtimeGfids:
             return None
         return known[16:]
 
-    def lookup_tables(self) -> tuple[dict[int, bytes], dict[int, tuple[bytes, bytes]]]:
-        """(by_ino, dirs) for a loop that does `gfid`'s check inline, once per
-        listed entry, spelled exactly as `gfid` does it (see posix_dir._fill):
-        by_ino[st_ino] is STAMP.pack(st_ctime_ns, st_dev) + gfid, and an ino in
-        `dirs` must also still be (parent, name).  Read only."""
-        return self._by_ino, self._dirs
-
     def remember(self, st, gfid: bytes, parent: bytes, name: bytes, is_dir: bool,
                  clock: int) -> None:
         """Remember gfid (just vouched for) for `st`, taken after `clock` was read."""
