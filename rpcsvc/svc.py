@@ -333,13 +333,7 @@ class RpcService:
                     reply = self._keep_reply(req, reply)
                 transport.defer_reply(reply, peer)
             finally:
-                if req._drc_entry is not None:
-                    self._finished(req, inline=True)
-                else:               # _finished, flat: every inline call passes here
-                    with self._lock:
-                        self._inflight -= 1
-                        if self._inflight == 0 and self._draining:
-                            self._idle.notify_all()
+                self._finished(req, inline=True)
             return
         transport.call_started()
         try:
