@@ -20,9 +20,10 @@ returns the records that became complete.  Why this shape:
   holds back are never a complete record.  A connection the service stops reading (the
   outstanding-RPC throttle) therefore cannot strand a buffered call that no
   further POLLIN would ever deliver.
-- `bulk` (the server's connections): between records, `want()` offers a
-  chunk of that many bytes instead of the 4-byte header, so one `recv_into`
-  takes every small call a client has pipelined (fio at iodepth 16 sends 16
+- `bulk` (the server's connections): between records, `chunk_wanted()`
+  asks for a `recv()` of that many bytes instead of the 4-byte header, handed
+  back with `filled_chunk()`, so one read takes every small call a client has
+  pipelined (fio at iodepth 16 sends 16
   READs back to back).  Their bodies are returned as views of the chunk, no
   copy; a fragment cut by the chunk's end continues in a buffer of its own,
   as above.  Every complete record in a chunk is returned at once, so the
@@ -78,7 +79,7 @@ class RecordAssembler:
 
     __slots__ = ("max_record", "max_empty_fragments", "_header", "_header_have",
                  "_frag", "_frag_len", "_frag_have", "_frag_last", "_pieces",
-                 "_frag_target", "bulk", "_chunk",
+                 "_frag_target", "bulk",
                  "_record_len", "_empty_count")
 
     def __init__(self, max_record: int, max_empty_fragments: int = DEFAULT_MAX_EMPTY_FRAGMENTS,
@@ -98,7 +99,6 @@ class RecordAssembler:
         self._record_len = 0
         self._empty_count = 0
         self.bulk = bulk                     # bytes of one read between records; 0: none
-        self._chunk: bytearray | None = None  # the bulk buffer handed out by want()
 
     @property
     def idle(self) -> bool:
@@ -107,11 +107,9 @@ class RecordAssembler:
             and self._empty_count == 0
 
     def want(self) -> memoryview:
-        """The buffer the next `recv_into` should fill (never empty)."""
+        """The buffer the next `recv_into` should fill (never empty); between
+        records of a `bulk` assembler, read a chunk instead (`chunk_wanted`)."""
         if self._frag is None:
-            if self.bulk and self._header_have == 0 and not self._pieces:
-                self._chunk = bytearray(self.bulk)
-                return memoryview(self._chunk)
             return memoryview(self._header)[self._header_have:]
         return memoryview(self._frag)[self._frag_have:]
 
@@ -119,17 +117,18 @@ class RecordAssembler:
         """How many bytes to `recv()` as one chunk for `filled_chunk`, or 0 when
         the next read must go into `want()` (mid-record, or no `bulk`).
 
-        Why a second way in: `want()` between records hands out a fresh
-        `bulk`-byte bytearray, which the allocator zeroes (64 KiB: ~2 us, and
-        the cache it sweeps) for a call of a hundred bytes.  `sock.recv(bulk)`
-        fills an uninitialised buffer and trims it to what arrived."""
+        Why `recv()` and not a buffer of ours: a fresh `bulk`-byte bytearray
+        per read is zeroed by the allocator (64 KiB: ~2 us, and the cache it
+        sweeps) for a call of a hundred bytes; `sock.recv(bulk)` fills an
+        uninitialised buffer and trims it to what arrived."""
         if self.bulk and self._frag is None and self._header_have == 0 and not self._pieces:
             return self.bulk
         return 0
 
     def filled_chunk(self, data: bytes) -> list[memoryview | bytes]:
         """The records in `data`, received whole while `chunk_wanted()` said so
-        (same splitting as a bulk `want()`; records are views of `data`)."""
+        (records are views of `data`; a fragment cut by its end continues in
+        a buffer of its own, read through `want()`)."""
         count = len(data)
         if count > HEADER_SIZE and not self._empty_count:
             # The usual case, one whole single-fragment record: no splitting loop.
@@ -143,10 +142,6 @@ class RecordAssembler:
     def filled(self, count: int) -> list[memoryview | bytes]:
         """Account for `count` bytes received into `want()`; return complete records."""
         records: list[memoryview | bytes] = []
-        if self._chunk is not None:
-            chunk, self._chunk = self._chunk, None
-            self._split_chunk(chunk, count, records)
-            return records
         if self._frag is None:
             self._header_have += count
             if self._header_have == HEADER_SIZE:

@@ -154,105 +154,6 @@ def test_grow_does_not_touch_a_buffer_the_caller_still_holds():
 
 # --- bulk reads between records (several small calls per recv) --------------------------
 
-def _mixed_stream(seed: int) -> tuple[bytes, list[bytes]]:
-    """Records of many sizes, some in several fragments, some with empty fragments."""
-    import random
-    rng = random.Random(seed)
-    data, records = [], []
-    for index in range(60):
-        body = bytes([index % 251]) * rng.choice((0, 1, 3, 40, 180, 4096, FIRST_CHUNK + 5, 70000))
-        cut = rng.randrange(len(body) + 1) if rng.random() < 0.3 else len(body)
-        pieces = [body[:cut], b"", body[cut:]] if cut < len(body) else [body]
-        for number, piece in enumerate(pieces):
-            data.append(fragment(piece, last=number == len(pieces) - 1))
-        records.append(body)
-    return b"".join(data), records
-
-
-@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 997, 4096, 65536, None])
-def test_bulk_reads_give_the_same_records_as_header_sized_reads(chunk):
-    data, records = _mixed_stream(seed=chunk or 0)
-    assert feed(RecordAssembler(1 << 20), data, chunk=chunk) == records
-    bulk = RecordAssembler(1 << 20, bulk=16 * 1024)
-    assert feed(bulk, data, chunk=chunk) == records
-    assert bulk.idle
-
-
-def test_a_bulk_read_returns_every_complete_record_it_holds_as_views():
-    """Nothing complete is kept back (the transport's throttle holds the rest)."""
-    a = RecordAssembler(1 << 20, bulk=4096)
-    data = frame(b"one") + frame(b"two" * 10) + record_mark(50) + b"par"
-    buf = a.want()
-    assert len(buf) == 4096
-    buf[:len(data)] = data
-    records = a.filled(len(data))
-    assert [bytes(r) for r in records] == [b"one", b"two" * 10]
-    assert all(isinstance(r, memoryview) for r in records)   # no copy of the bodies
-    assert len(a.want()) == 50 - 3 + 4                       # the cut record continues alone
-    assert not a.idle
-
-
-def test_a_bulk_read_refuses_a_record_above_max_record():
-    a = RecordAssembler(1000, bulk=4096)
-    data = frame(b"fine") + record_mark(1001) + b"x" * 100
-    a.want()[:len(data)] = data
-    with pytest.raises(RecordTooLarge):
-        a.filled(len(data))
-    b = RecordAssembler(1000, bulk=4096)
-    whole = frame(b"y" * 1001)                                  # complete inside the chunk
-    b.want()[:len(whole)] = whole
-    with pytest.raises(RecordTooLarge):
-        b.filled(len(whole))
-
-
-def test_a_bulk_read_counts_empty_fragments_like_any_read():
-    a = RecordAssembler(1 << 20, max_empty_fragments=5, bulk=4096)
-    data = record_mark(0, last=False) * 6 + frame(b"z")
-    a.want()[:len(data)] = data
-    with pytest.raises(TooManyFragments):
-        a.filled(len(data))
-
-
-def test_a_big_fragment_cut_by_a_bulk_read_grows_from_what_arrived():
-    """A 1 MiB WRITE whose first 64 KiB came with the bulk read: its buffer is
-    the whole fragment at once (16 x 64 KiB is near enough), one small copy."""
-    a = RecordAssembler(2 << 20, bulk=64 * 1024)
-    body = bytes(range(256)) * 4096                      # 1 MiB
-    data = frame(body)
-    buf = a.want()
-    buf[:] = data[:len(buf)]
-    assert a.filled(len(buf)) == []
-    assert len(a.want()) == len(body) + 4 - (len(buf) - 4)   # the rest, plus the next header
-    assert feed(a, data[len(buf):]) == [body]
-
-
-def test_a_small_cut_fragment_gets_only_growth_times_what_arrived():
-    a = RecordAssembler(64 << 20, bulk=4096)
-    data = record_mark(32 << 20) + b"x" * 4092
-    a.want()[:len(data)] = data
-    assert a.filled(len(data)) == []
-    assert len(a.want()) == FIRST_CHUNK - 4092            # not the announced 32 MiB
-    b = RecordAssembler(64 << 20, bulk=64 * 1024)
-    data = record_mark(32 << 20) + b"y" * (60 * 1024)
-    b.want()[:len(data)] = data
-    assert b.filled(len(data)) == []
-    assert len(b.want()) == (GROWTH - 1) * 60 * 1024      # 16 x what came, not 32 MiB
-
-
-def test_a_bulk_read_joins_empty_fragments_to_the_record_they_precede():
-    """The whole-record shortcut is only taken with nothing pending: a record
-    that began with empty fragments comes out whole, and its empty-fragment
-    count starts again for the next record."""
-    a = RecordAssembler(1 << 20, max_empty_fragments=3, bulk=4096)
-    data = (record_mark(0, last=False) * 3 + frame(b"after empties")
-            + record_mark(0, last=False) * 3 + frame(b"again") + frame(b"plain"))
-    a.want()[:len(data)] = data
-    assert [bytes(r) for r in a.filled(len(data))] == [b"after empties", b"again", b"plain"]
-    assert a.idle
-
-
-# ---- chunk_wanted / filled_chunk: the transport's recv() between records ------------------
-
 def feed_like_the_transport(assembler: RecordAssembler, data: bytes,
                             chunk: int | None = None) -> list[bytes]:
     """Push `data` as TcpConnection._read does: recv() of a chunk between records,
@@ -273,6 +174,94 @@ def feed_like_the_transport(assembler: RecordAssembler, data: bytes,
     return out
 
 
+def _mixed_stream(seed: int) -> tuple[bytes, list[bytes]]:
+    """Records of many sizes, some in several fragments, some with empty fragments."""
+    import random
+    rng = random.Random(seed)
+    data, records = [], []
+    for index in range(60):
+        body = bytes([index % 251]) * rng.choice((0, 1, 3, 40, 180, 4096, FIRST_CHUNK + 5, 70000))
+        cut = rng.randrange(len(body) + 1) if rng.random() < 0.3 else len(body)
+        pieces = [body[:cut], b"", body[cut:]] if cut < len(body) else [body]
+        for number, piece in enumerate(pieces):
+            data.append(fragment(piece, last=number == len(pieces) - 1))
+        records.append(body)
+    return b"".join(data), records
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 997, 4096, 65536, None])
+def test_bulk_reads_give_the_same_records_as_header_sized_reads(chunk):
+    data, records = _mixed_stream(seed=chunk or 0)
+    assert feed(RecordAssembler(1 << 20), data, chunk=chunk) == records
+    bulk = RecordAssembler(1 << 20, bulk=16 * 1024)
+    assert feed_like_the_transport(bulk, data, chunk=chunk) == records
+    assert bulk.idle
+
+
+def test_a_bulk_read_returns_every_complete_record_it_holds_as_views():
+    """Nothing complete is kept back (the transport's throttle holds the rest)."""
+    a = RecordAssembler(1 << 20, bulk=4096)
+    data = frame(b"one") + frame(b"two" * 10) + record_mark(50) + b"par"
+    assert a.chunk_wanted() == 4096
+    records = a.filled_chunk(data)
+    assert [bytes(r) for r in records] == [b"one", b"two" * 10]
+    assert all(isinstance(r, memoryview) for r in records)   # no copy of the bodies
+    assert len(a.want()) == 50 - 3 + 4                       # the cut record continues alone
+    assert not a.idle
+
+
+def test_a_bulk_read_refuses_a_record_above_max_record():
+    a = RecordAssembler(1000, bulk=4096)
+    data = frame(b"fine") + record_mark(1001) + b"x" * 100
+    with pytest.raises(RecordTooLarge):
+        a.filled_chunk(data)
+    b = RecordAssembler(1000, bulk=4096)
+    whole = frame(b"y" * 1001)                                  # complete inside the chunk
+    with pytest.raises(RecordTooLarge):
+        b.filled_chunk(whole)
+
+
+def test_a_bulk_read_counts_empty_fragments_like_any_read():
+    a = RecordAssembler(1 << 20, max_empty_fragments=5, bulk=4096)
+    data = record_mark(0, last=False) * 6 + frame(b"z")
+    with pytest.raises(TooManyFragments):
+        a.filled_chunk(data)
+
+
+def test_a_big_fragment_cut_by_a_bulk_read_grows_from_what_arrived():
+    """A 1 MiB WRITE whose first 64 KiB came with the bulk read: its buffer is
+    the whole fragment at once (16 x 64 KiB is near enough), one small copy."""
+    a = RecordAssembler(2 << 20, bulk=64 * 1024)
+    body = bytes(range(256)) * 4096                      # 1 MiB
+    data = frame(body)
+    size = a.chunk_wanted()
+    assert a.filled_chunk(data[:size]) == []
+    assert len(a.want()) == len(body) + 4 - (size - 4)   # the rest, plus the next header
+    assert feed(a, data[size:]) == [body]
+
+
+def test_a_small_cut_fragment_gets_only_growth_times_what_arrived():
+    a = RecordAssembler(64 << 20, bulk=4096)
+    data = record_mark(32 << 20) + b"x" * 4092
+    assert a.filled_chunk(data) == []
+    assert len(a.want()) == FIRST_CHUNK - 4092            # not the announced 32 MiB
+    b = RecordAssembler(64 << 20, bulk=64 * 1024)
+    data = record_mark(32 << 20) + b"y" * (60 * 1024)
+    assert b.filled_chunk(data) == []
+    assert len(b.want()) == (GROWTH - 1) * 60 * 1024      # 16 x what came, not 32 MiB
+
+
+def test_a_bulk_read_joins_empty_fragments_to_the_record_they_precede():
+    """The whole-record shortcut is only taken with nothing pending: a record
+    that began with empty fragments comes out whole, and its empty-fragment
+    count starts again for the next record."""
+    a = RecordAssembler(1 << 20, max_empty_fragments=3, bulk=4096)
+    data = (record_mark(0, last=False) * 3 + frame(b"after empties")
+            + record_mark(0, last=False) * 3 + frame(b"again") + frame(b"plain"))
+    assert [bytes(r) for r in a.filled_chunk(data)] == [b"after empties", b"again", b"plain"]
+    assert a.idle
+
+
 def test_a_chunk_is_wanted_only_between_records_and_only_with_bulk():
     assert RecordAssembler(1 << 20).chunk_wanted() == 0
     a = RecordAssembler(1 << 20, bulk=4096)
@@ -281,14 +270,6 @@ def test_a_chunk_is_wanted_only_between_records_and_only_with_bulk():
     assert a.chunk_wanted() == 0 and len(a.want()) == 3 + 4    # the rest goes to its buffer
     assert feed_like_the_transport(a, b"ole") == [b"whole"]
     assert a.chunk_wanted() == 4096 and a.idle
-
-
-@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 997, 4096, 65536, None])
-def test_chunks_give_the_same_records_as_header_sized_reads(chunk):
-    data, records = _mixed_stream(seed=chunk or 0)
-    a = RecordAssembler(1 << 20, bulk=16 * 1024)
-    assert feed_like_the_transport(a, data, chunk=chunk) == records
-    assert a.idle
 
 
 def test_a_chunk_of_one_whole_record_is_a_view_of_it():
