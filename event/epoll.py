@@ -77,6 +77,12 @@ _epoll_ctl = _load_epoll_ctl()
 _byref = ctypes.byref
 
 
+def _ctl_failed(op: int, fd: int):
+    """Raise the OSError of the epoll_ctl that just failed (errno from ctypes)."""
+    code = ctypes.get_errno()
+    raise OSError(code, f"epoll_ctl(op {op}, fd {fd}): {os.strerror(code)}")
+
+
 def _new_event(events: int, data: int) -> _EpollEvent:
     event = _EpollEvent()
     event.events = events
@@ -107,17 +113,17 @@ class EpollEventPool(EventPool):
             raise
         self._breaker_event = _new_event(0x001 | EPOLLONESHOT, BREAKER_DATA)
         try:
-            self._ctl(EPOLL_CTL_ADD, self._breaker_r, self._breaker_event)
+            self._ctl(EPOLL_CTL_ADD, self._breaker_r, _byref(self._breaker_event))
         except OSError:
             self._close_kernel()
             raise
 
     # ---- kernel side ----------------------------------------------------------------
 
-    def _ctl(self, op: int, fd: int, event: _EpollEvent) -> None:
-        if _epoll_ctl(self._epfd, op, fd, _byref(event)) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"epoll_ctl(op {op}, fd {fd}): {os.strerror(code)}")
+    def _ctl(self, op: int, fd: int, ref) -> None:
+        """epoll_ctl with `ref`, a byref of the epoll_event."""
+        if _epoll_ctl(self._epfd, op, fd, ref) != 0:
+            _ctl_failed(op, fd)
 
     # slot.kernel is (the slot's epoll_event, a byref of it), made once and
     # reused by every later owner of the slot; slot.armed is the mask last
@@ -133,7 +139,7 @@ class EpollEventPool(EventPool):
         event.events = mask
         slot.armed = mask
         event.data.fd = pack(slot.idx, slot.gen)
-        self._ctl_ref(EPOLL_CTL_ADD, slot.fd, ref)
+        self._ctl(EPOLL_CTL_ADD, slot.fd, ref)
 
     def _kernel_arm(self, slot) -> None:
         mask = slot.events | _ARM_BITS
@@ -141,18 +147,11 @@ class EpollEventPool(EventPool):
         if slot.armed != mask:
             event.events = mask
             slot.armed = mask
-        if _epoll_ctl(self._epfd, EPOLL_CTL_MOD, slot.fd, ref) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"epoll_ctl(op {EPOLL_CTL_MOD}, fd {slot.fd}): "
-                                f"{os.strerror(code)}")
+        if _epoll_ctl(self._epfd, EPOLL_CTL_MOD, slot.fd, ref) != 0:     # _ctl, one call less
+            _ctl_failed(EPOLL_CTL_MOD, slot.fd)
 
     def _kernel_remove(self, slot) -> None:
-        self._ctl_ref(EPOLL_CTL_DEL, slot.fd, slot.kernel[1])
-
-    def _ctl_ref(self, op: int, fd: int, ref) -> None:
-        if _epoll_ctl(self._epfd, op, fd, ref) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"epoll_ctl(op {op}, fd {fd}): {os.strerror(code)}")
+        self._ctl(EPOLL_CTL_DEL, slot.fd, slot.kernel[1])
 
     def _close_kernel(self) -> None:
         self._epoll.close()
@@ -226,7 +225,7 @@ class EpollEventPool(EventPool):
                         pass
                 except BlockingIOError:
                     pass
-            self._ctl(EPOLL_CTL_MOD, self._breaker_r, self._breaker_event)
+            self._ctl(EPOLL_CTL_MOD, self._breaker_r, _byref(self._breaker_event))
         return leave
 
     def _worker(self) -> None:

@@ -33,7 +33,7 @@ import os
 import threading
 
 from event.errors import PoolClosedError, UnknownSlotError
-from event.slots import SLOT_MASK, TABLE_SHIFT, SlotTable
+from event.slots import SlotTable
 
 # Linux gives poll(2) and epoll(7) the same bits for these.
 POLLIN = 0x001
@@ -87,7 +87,6 @@ class EventPool(abc.ABC):
         if slots < 1:
             raise ValueError(f"slots must be >= 1, not {slots}")
         self._slots = SlotTable(slots)
-        self._slot_tables = self._slots.tables
         self._log = logger
         self._fds: dict[int, int] = {}          # fd -> idx, for live registrations
         self._fd_lock = threading.Lock()
@@ -336,19 +335,10 @@ class EventPool(abc.ABC):
             self._log.warning("closing fd %d: %s", fd, error)
 
     def _dispatch_event(self, idx: int, gen: int, revents: int) -> None:
-        """Run the handler for one kernel event (called by the event threads).
-
-        Every RPC pays for this, so it is written flat: the slot is looked up
-        in place (not through `SlotTable.lookup`) and, once the handler
-        returns, re-armed here (`_rearm`, for `handled()`, does the same)."""
-        tables = self._slot_tables
-        number = idx >> TABLE_SHIFT
-        if idx < 0 or number >= len(tables):
+        """Run the handler for one kernel event (called by the event threads)."""
+        slot = self._slots.lookup(idx)
+        if slot is None:
             return
-        table = tables[number]
-        if table is None:
-            return
-        slot = table[idx & SLOT_MASK]
         lock = slot.lock
         with lock:
             if slot.gen != gen or slot.fd < 0 or slot.dead or slot.in_handler:
@@ -371,12 +361,7 @@ class EventPool(abc.ABC):
                     self._free_if_idle(slot)
                 elif slot.in_handler and slot.token == token:
                     slot.in_handler = False
-                    if not self._closed:
-                        try:
-                            self._kernel_arm(slot)
-                        except OSError as error:
-                            self._log.warning("re-arming fd %d (slot %d gen %d) failed: %s",
-                                              slot.fd, slot.idx, slot.gen, error)
+                    self._rearm(slot)
 
     def _free_if_idle(self, slot) -> None:
         """A dead slot whose last handler returned is closed and freed (slot.lock held)."""

@@ -29,8 +29,8 @@ IDX_BITS = 20                   # 1024 * 1024 slots
 IDX_MASK = (1 << IDX_BITS) - 1
 GEN_BITS = 11                   # IDX_BITS + GEN_BITS = 31: the packed value stays a positive int
 GEN_MASK = (1 << GEN_BITS) - 1
-TABLE_SHIFT = 10
-SLOT_MASK = SLOTS_PER_TABLE - 1
+_TABLE_SHIFT = 10
+_SLOT_MASK = SLOTS_PER_TABLE - 1
 
 
 def pack(idx: int, gen: int) -> int:
@@ -84,9 +84,7 @@ class SlotTable:
     def __init__(self, hint: int = SLOTS_PER_TABLE, max_tables: int = MAX_TABLES):
         if max_tables < 1 or max_tables > MAX_TABLES:
             raise ValueError(f"max_tables must be 1..{MAX_TABLES}, not {max_tables}")
-        # Never replaced, only filled in: the event pool's dispatch reads it
-        # directly (`tables[idx >> TABLE_SHIFT][idx & SLOT_MASK]`) to save a call.
-        self.tables: list[list[Slot] | None] = [None] * max_tables
+        self._tables: list[list[Slot] | None] = [None] * max_tables
         self._lock = threading.Lock()
         self._free: list[int] = []
         self._next = 0                  # first idx never handed out
@@ -95,17 +93,17 @@ class SlotTable:
             self._make_table(number)
 
     def _make_table(self, number: int) -> None:
-        base = number << TABLE_SHIFT
-        self.tables[number] = [Slot(base + offset) for offset in range(SLOTS_PER_TABLE)]
+        base = number << _TABLE_SHIFT
+        self._tables[number] = [Slot(base + offset) for offset in range(SLOTS_PER_TABLE)]
 
     def lookup(self, idx: int) -> Slot | None:
         """The slot at idx, or None if idx was never handed out (no lock taken)."""
         if idx < 0 or idx >= self.capacity:
             return None
-        table = self.tables[idx >> TABLE_SHIFT]
+        table = self._tables[idx >> _TABLE_SHIFT]
         if table is None:
             return None
-        return table[idx & SLOT_MASK]
+        return table[idx & _SLOT_MASK]
 
     def get(self, idx: int) -> Slot:
         """The slot at idx; UnknownSlotError when idx is out of range or unused."""
@@ -124,8 +122,8 @@ class SlotTable:
             idx = self._next
             if idx >= self.capacity:
                 raise PoolFullError(f"all {self.capacity} event slots are in use")
-            if self.tables[idx >> TABLE_SHIFT] is None:
-                self._make_table(idx >> TABLE_SHIFT)
+            if self._tables[idx >> _TABLE_SHIFT] is None:
+                self._make_table(idx >> _TABLE_SHIFT)
             self._next = idx + 1
             return self.lookup(idx)
 
