@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import faulthandler
+import gc
 import math
 import os
 import select
@@ -182,6 +183,7 @@ class Worker:
             self.channel.send("fail", reason=reason)
             return EXIT_BOOT_ERROR
         signal.alarm(0)
+        freeze_boot_objects()
         logger.info("%s serving", self.name)
         self.channel.send("ready", pid=os.getpid())
         return self._serve()
@@ -243,7 +245,7 @@ class Worker:
     def _command(self, message: dict) -> None:
         kind = message.get("t")
         if kind == "dump":
-            sections = [("process", statedump.process_figures())]
+            sections = [("process", statedump.process_figures()), ("gc", gc_figures())]
             try:
                 sections += self.service.dump()
                 calls = self.service.calls()
@@ -276,6 +278,29 @@ class Worker:
         self.service.stop()
         logger.info("%s exits", self.name)
         return 0
+
+
+def freeze_boot_objects() -> None:
+    """Move everything the boot made (modules, the graph, the volfile's options)
+    out of the collector's reach: it lives as long as the worker.
+
+    Why: a full collection walks every tracked object, and a worker's first
+    big job (a listing makes tens of thousands of objects) triggers one that
+    spent ~15 ms walking boot objects that can never be garbage.  Frozen
+    objects are also never written to by the collector, so the pages the
+    worker shares with the master stay shared (the prefork use gc.freeze is
+    documented for).  Cycles the boot left behind are collected first."""
+    gc.collect()
+    gc.freeze()
+
+
+def gc_figures() -> dict:
+    """The collector's side of a statedump: frozen objects and collections per generation."""
+    figures = {"frozen_objects": gc.get_freeze_count()}
+    for generation, stats in enumerate(gc.get_stats()):
+        figures[f"gen{generation}"] = {"collections": stats["collections"],
+                                       "collected": stats["collected"]}
+    return figures
 
 
 def count_calls(tree) -> int:

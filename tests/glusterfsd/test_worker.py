@@ -164,8 +164,11 @@ def test_dump_and_title_requests(forked):
     reply = worker.read_until("dump")
     assert reply["id"] == 5 and reply["calls"] == 7
     titles = [title for title, _ in reply["sections"]]
-    assert titles == ["process", "stand-in"]
+    assert titles == ["process", "gc", "stand-in"]
     assert reply["sections"][0][1]["pid"] == worker.pid
+    collector = reply["sections"][1][1]
+    assert collector["frozen_objects"] > 1000      # the boot's objects, frozen once it served
+    assert set(collector) == {"frozen_objects", "gen0", "gen1", "gen2"}
     assert worker.channel.send("title", number=3, total=5)
     assert _eventually(lambda: "nfs worker 3/5" in " ".join(psutil.Process(worker.pid).cmdline()))
 
