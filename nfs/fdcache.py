@@ -75,15 +75,18 @@ class FdCache:
             if old is not None and self._retire_locked(old):
                 stale.append(old)
             self._entries[key] = entry
-            stale.extend(self._evict_locked())
-        self._close(stale)
+            if len(self._entries) > self.limit:
+                stale.extend(self._evict_locked())
+        if stale:   # CREATE adopts one per call: no calls when there is nothing to close
+            self._close(stale)
 
     def drop(self, xlator, gfid: bytes) -> None:
         """Forget gfid's fd (its file was removed, or renamed over)."""
         with self._lock:
             entry = self._entries.pop((id(xlator), gfid), None)
-            closable = [entry] if entry is not None and self._retire_locked(entry) else []
-        self._close(closable)
+            if entry is None or not self._retire_locked(entry):
+                return   # REMOVE drops one per call; most often it was not open
+        self._close([entry])
 
     def close_all(self) -> None:
         """Release every idle fd (fini); busy ones are released by their users."""

@@ -23,8 +23,8 @@ import os
 import struct
 
 from glusterfsd.xlator import IA_DIR, IA_REG, IA_TO_S_IFMT, SetAttr
-from nfs.nfs3_attrs import (FATTR3_FORMAT, WCC_DATA_FORMAT, N, sattr3_to_setattr,
-                            setattr_is_empty, wcc_resok, without_mode)
+from nfs.nfs3_attrs import (FATTR3_FORMAT, WCC_DATA_FORMAT, N, sattr3_to_setattr, wcc_resok,
+                            without_mode)
 from nfs.nfs3_errors import NfsError, nfsstat3_for_errno
 from rpcsvc.xdr.gen_common import ZPAD
 from rpcsvc.program import Reply
@@ -72,11 +72,13 @@ def _created(nfs, req, directory, name, iatt, pre, post, resok):
 
 
 def _apply_rest(req, xl, iatt, change: SetAttr):
-    """Attributes beyond the mode (owner, size, times) of a new object; returns its attributes."""
-    rest = without_mode(change)
-    if setattr_is_empty(rest):
+    """Attributes beyond the mode (owner, size, times) of a new object; returns its attributes.
+    The usual CREATE/MKDIR asks only for a mode (applied when the object was
+    made): tested field by field, before building the SetAttr without it."""
+    if (change.uid is None and change.gid is None and change.size is None
+            and change.atime is None and change.mtime is None):
         return iatt
-    _pre, post = xl.setattr(req.caller, iatt.gfid, rest)
+    _pre, post = xl.setattr(req.caller, iatt.gfid, without_mode(change))
     return post
 
 

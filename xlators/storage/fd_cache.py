@@ -54,12 +54,14 @@ class FdCache:
             if entry is None:
                 entry = _Entry(fd)
                 self._entries[(gfid, acc)] = entry
-                closing = self._evict_locked()
+                if len(self._entries) > self.capacity:
+                    closing = self._evict_locked()
             else:
                 self._entries.move_to_end((gfid, acc))
                 closing.append(fd)
             entry.opens += 1
-        self._close_all(closing)
+        if closing:  # (every CREATE adopts one: no call when nothing is to close)
+            self._close_all(closing)
 
     def has(self, gfid: bytes, acc: int) -> bool:
         """Whether a descriptor is cached (open() then only checks the right)."""
@@ -160,7 +162,8 @@ class FdCache:
             for acc in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
                 if (gfid, acc) in self._entries:
                     closing.extend(self._drop_locked((gfid, acc)))
-        self._close_all(closing)
+        if closing:
+            self._close_all(closing)
 
     def clear(self) -> None:
         closing: list[int] = []

@@ -52,18 +52,17 @@ import errno
 import os
 import stat as statmod
 import threading
-import uuid
-from collections import OrderedDict
 
 from glusterfsd.xlator import ROOT_GFID
 from xlators.storage.dir_cache import DirFdCache
 from xlators.storage.dir_locks import LocksInOrder
-from xlators.storage.gfid_layout import (GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN_DIR, Obj,
-                                         dir_link_text, entry_path, gfid_str, parse_dir_link,
-                                         proc_path, stale)
+from xlators.storage.gfid_layout import (BUCKET_LEN, GFID_XATTR, GFID_XATTR_FALLBACK, HIDDEN_DIR,
+                                         Obj, dir_link_text, entry_path, gfid_str, new_gfid,
+                                         parse_dir_link, proc_path, stale)
 from xlators.storage import index_dirs
 from xlators.storage.identity import Identity
 from xlators.storage.metadata_sync import fsync_dir_at
+from xlators.storage.verified_memo import VerifiedMemo, key_of
 
 MAX_DEPTH = 4096  # a directory chain longer than this is a loop in the index
 _STRIPES = 64
@@ -94,10 +93,9 @@ class GfidIndex:
         self.xattr = GFID_XATTR
         self._dirs = DirFdCache(dir_cache_size)
         self._stripes = [threading.RLock() for _ in range(_STRIPES)]
-        # gfid -> (ino, dev, parent, name) of entries checked since start: a
-        # repeated lookup then costs one xattr read and no index syscalls.
-        self._verified: OrderedDict[bytes, tuple] = OrderedDict()
-        self._verified_lock = threading.Lock()
+        # entries checked since start: a repeated lookup then costs one xattr
+        # read and no index syscalls (see verified_memo)
+        self._memo = VerifiedMemo(VERIFIED_MAX)
         self.resolved = 0
         self.healed = 0
         self.orphans_removed = 0
@@ -169,9 +167,13 @@ class GfidIndex:
 
     def sync_entry_dir(self, gfid: bytes) -> None:
         """fsync the index directory that holds (or held) gfid's entry."""
-        bucket = entry_path(gfid).rsplit(b"/", 1)[0]
         with self.identity.as_root():
-            fsync_dir_at(self.index_fd, bucket)
+            self.sync_entry_dir_as_root(gfid)
+
+    def sync_entry_dir_as_root(self, gfid: bytes) -> None:
+        """sync_entry_dir for a caller already inside `as_root` (metadata_sync's
+        commit: one root block for all it syncs instead of one more per entry)."""
+        fsync_dir_at(self.index_fd, entry_path(gfid)[:BUCKET_LEN])
 
     @property
     def trusted(self) -> bool:
@@ -187,6 +189,8 @@ class GfidIndex:
     def locked(self, *gfids: bytes | None):
         """A context manager serializing index changes for these gfids (stripe
         locks, fixed order; None and empty gfids take none)."""
+        if len(gfids) == 1 and gfids[0]:  # most ops: one gfid, its stripe's lock itself
+            return self._stripes[gfids[0][-1] % _STRIPES]
         order = sorted({gfid[-1] % _STRIPES for gfid in gfids if gfid})
         if len(order) == 1:
             return self._stripes[order[0]]
@@ -250,9 +254,9 @@ class GfidIndex:
             return None
         if statmod.S_ISDIR(st.st_mode):
             key = (st.st_ino, st.st_dev, parent, name)
-            return gfid if self._is_verified(gfid, key) else None
+            return gfid if self._memo.holds(gfid, key) else None
         key = (st.st_ino, st.st_dev)
-        if self._is_verified(gfid, key):
+        if self._memo.holds(gfid, key):
             return gfid
         if st.st_nlink >= 2 and statmod.S_ISREG(st.st_mode):
             return gfid   # see below
@@ -272,26 +276,39 @@ class GfidIndex:
                 return False
             if (st.st_ino, st.st_dev) != key:
                 return False
-            self._set_verified(gfid, key)
+            self._memo.note(gfid, key)
         return True
 
     def assign(self, fd: int, gfid: bytes | None = None) -> bytes:
         """Give the object a gfid if it has none; returns the one it ends up with."""
-        wanted = gfid or uuid.uuid4().bytes
         with self.identity.as_root():
-            try:
-                os.setxattr(proc_path(fd), self.xattr, wanted, os.XATTR_CREATE)
-                return wanted
-            except FileExistsError:
-                current = self.read_gfid(fd)  # someone else won the race
-                if current is None:
-                    raise
-                return current
-            except OSError as err:
-                if err.errno == errno.EPERM and not self.trusted:
-                    raise OSError(errno.EOPNOTSUPP, "symlinks and device files need trusted.* xattrs "
-                                  "(run as root) to carry a gfid") from None
+            return self._assign_as_root(fd, gfid or new_gfid())
+
+    def _assign_as_root(self, fd: int, wanted: bytes) -> bytes:
+        try:
+            os.setxattr(proc_path(fd), self.xattr, wanted, os.XATTR_CREATE)
+            return wanted
+        except FileExistsError:
+            current = self.read_gfid(fd)  # someone else won the race
+            if current is None:
                 raise
+            return current
+        except OSError as err:
+            if err.errno == errno.EPERM and not self.trusted:
+                raise OSError(errno.EOPNOTSUPP, "symlinks and device files need trusted.* xattrs "
+                              "(run as root) to carry a gfid") from None
+            raise
+
+    def file_new(self, fd: int, gfid: bytes) -> bytes:
+        """A non-directory this server just made (open as `fd`, no gfid yet):
+        `assign` it `gfid` and `add_nondir` its entry, in ONE root block (an
+        entry op made two, each switching the thread's credentials there and
+        back for a caller other than root).  Returns the gfid it ends up with."""
+        with self.identity.as_root():
+            gfid = self._assign_as_root(fd, gfid)
+            with self._stripes[gfid[-1] % _STRIPES]:
+                self._link_nondir(fd, gfid)
+        return gfid
 
     # --- resolution -------------------------------------------------------
     def resolve(self, gfid: bytes) -> Obj:
@@ -400,15 +417,16 @@ class GfidIndex:
         return ROOT_GFID if parsed is None else parsed[0]
 
     # --- keeping the index in step ----------------------------------------
-    def _mkdirs_for(self, gfid: bytes, durable: bool = True) -> None:
+    def _mkdirs_for(self, gfid: bytes, durable: bool = True, path: bytes | None = None) -> None:
         """Make the xx/yy index directory of a gfid (and xx, which `open`
         normally made already; see `index_dirs`), after filing an entry found
         it missing.  `durable` (an entry op is filing a new entry) also
         commits them under metadata-sync `on`, even when a concurrent op made
         one first (its commit may still be to come); healing on lookup does
         not need to (it heals again).  Under `journal` the op's one fsync,
-        which comes after, commits them."""
-        bucket = entry_path(gfid)[:5]
+        which comes after, commits them.  `path`: entry_path(gfid), when the
+        caller has it already."""
+        bucket = (path or entry_path(gfid))[:BUCKET_LEN]
         top = bucket[:2]
         try:
             os.mkdir(bucket, 0o700, dir_fd=self.index_fd)
@@ -427,13 +445,16 @@ class GfidIndex:
     def add_nondir(self, gfid: bytes, fd: int) -> None:
         """Hard-link the object open as `fd` under its gfid (fresh objects)."""
         with self.identity.as_root(), self.locked(gfid):
-            try:
-                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
-                        follow_symlinks=True)
-            except FileNotFoundError:  # first entry under this xx/yy
-                self._mkdirs_for(gfid)
-                os.link(proc_path(fd), entry_path(gfid), dst_dir_fd=self.index_fd,
-                        follow_symlinks=True)
+            self._link_nondir(fd, gfid)
+
+    def _link_nondir(self, fd: int, gfid: bytes) -> None:
+        """add_nondir's link, as root under gfid's stripe lock."""
+        source, path = proc_path(fd), entry_path(gfid)
+        try:
+            os.link(source, path, dst_dir_fd=self.index_fd, follow_symlinks=True)
+        except FileNotFoundError:  # first entry under this xx/yy
+            self._mkdirs_for(gfid, path=path)
+            os.link(source, path, dst_dir_fd=self.index_fd, follow_symlinks=True)
 
     def add_dir(self, gfid: bytes, parent: bytes, name: bytes) -> bool:
         """File a directory's entry; False when it already read so."""
@@ -443,7 +464,7 @@ class GfidIndex:
     def move_dir(self, gfid: bytes, parent: bytes, name: bytes) -> bool:
         """A directory was renamed: point its entry at the new parent and name
         (False: the entry was already right, nothing was written)."""
-        self._unverify(gfid)
+        self._memo.forget(gfid)
         return self.add_dir(gfid, parent, name)
 
     def _write_dir_link(self, gfid: bytes, text: bytes, durable: bool = True) -> bool:
@@ -458,7 +479,7 @@ class GfidIndex:
                 os.symlink(text, path, dir_fd=self.index_fd)
                 return True
             except FileNotFoundError:
-                self._mkdirs_for(gfid, durable)
+                self._mkdirs_for(gfid, durable, path)
             except FileExistsError:
                 pass  # made meanwhile: replace it below
         except OSError as err:
@@ -474,7 +495,7 @@ class GfidIndex:
     def remove_dir(self, gfid: bytes) -> None:
         """A directory was removed: its gfid becomes unknown."""
         self._dirs.forget(gfid)
-        self._unverify(gfid)
+        self._memo.forget(gfid)
         with self.identity.as_root(), self.locked(gfid):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry_path(gfid), dir_fd=self.index_fd)
@@ -482,16 +503,19 @@ class GfidIndex:
     def drop_if_unlinked(self, gfid: bytes) -> bool:
         """After a name of a non-directory went away: if only the index link is
         left, remove it (the gfid is gone).  True when it was removed."""
+        path = entry_path(gfid)
         with self.identity.as_root(), self.locked(gfid):
             try:
-                st = os.stat(entry_path(gfid), dir_fd=self.index_fd, follow_symlinks=False)
+                st = os.stat(path, dir_fd=self.index_fd, follow_symlinks=False)
             except FileNotFoundError:
                 return True
             if st.st_nlink > 1:
                 return False
-            self._unverify(gfid)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry_path(gfid), dir_fd=self.index_fd)
+            self._memo.forget(gfid)
+            try:
+                os.unlink(path, dir_fd=self.index_fd)
+            except FileNotFoundError:
+                pass
             return True
 
     def _remove_orphan(self, gfid: bytes) -> None:
@@ -507,8 +531,8 @@ class GfidIndex:
         else:
             with self.identity.as_root():
                 gfid = self.read_gfid(obj.fd)
-        key = self._verified_key(obj, parent, name)
-        if gfid is not None and self._is_verified(gfid, key):
+        key = key_of(obj, parent, name)
+        if gfid is not None and self._memo.holds(gfid, key):
             obj.gfid = gfid
             return gfid
         with self.identity.as_root():
@@ -522,44 +546,20 @@ class GfidIndex:
                 with self.locked(gfid):
                     state = self._entry_state(gfid, obj, dir_link_text(parent, name))
                     if state == "other":  # a copy carrying a live object's gfid
-                        os.setxattr(obj.proc, self.xattr, uuid.uuid4().bytes, os.XATTR_REPLACE)
+                        os.setxattr(obj.proc, self.xattr, new_gfid(), os.XATTR_REPLACE)
                         self.healed += 1
                         continue  # file the new gfid on the next pass
                     if state != "ours":
                         self._file_entry(obj, gfid, parent, name)
                         self.healed += 1
-                    self._set_verified(gfid, self._verified_key(obj, parent, name))
+                    self._memo.note(gfid, key_of(obj, parent, name))
                 obj.gfid = gfid
                 return gfid
         raise OSError(errno.EIO, f"cannot give '{name.decode(errors='replace')}' a gfid of its own")
 
-    @staticmethod
-    def _verified_key(obj: Obj, parent: bytes, name: bytes) -> tuple:
-        if obj.is_dir:
-            return (obj.st.st_ino, obj.st.st_dev, parent, name)
-        return (obj.st.st_ino, obj.st.st_dev)
-
-    def _is_verified(self, gfid: bytes, key: tuple) -> bool:
-        with self._verified_lock:
-            if self._verified.get(gfid) != key:
-                return False
-            self._verified.move_to_end(gfid)
-            return True
-
-    def _set_verified(self, gfid: bytes, key: tuple) -> None:
-        with self._verified_lock:
-            self._verified[gfid] = key
-            self._verified.move_to_end(gfid)
-            while len(self._verified) > VERIFIED_MAX:
-                self._verified.popitem(last=False)
-
     def note_new(self, obj: Obj, parent: bytes, name: bytes) -> None:
         """An object this server just created and filed: its entry is correct."""
-        self._set_verified(obj.gfid, self._verified_key(obj, parent, name))
-
-    def _unverify(self, gfid: bytes) -> None:
-        with self._verified_lock:
-            self._verified.pop(gfid, None)
+        self._memo.note(obj.gfid, key_of(obj, parent, name))
 
     def _entry_state(self, gfid: bytes, obj: Obj, wanted: bytes) -> str:
         """How gfid's index entry relates to obj: 'missing', 'ours' (correct),

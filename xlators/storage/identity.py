@@ -161,8 +161,12 @@ class _AsRoot:
         self.saved = None
 
     def __enter__(self) -> None:
-        saved = self.saved = self.identity.current()
-        self.identity.become((0, 0, saved[2]) if saved is not None else ROOT_CREDS)
+        identity = self.identity
+        saved = getattr(identity._tls, "creds", None)
+        if saved is not None and saved[0] == 0 and saved[1] == 0:
+            return  # fsuid and fsgid are 0 already: no switch, so none to undo (saved stays None)
+        self.saved = saved
+        identity.become((0, 0, saved[2]) if saved is not None else ROOT_CREDS)
 
     def __exit__(self, *exc) -> None:
         if self.saved is not None:

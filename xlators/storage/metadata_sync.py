@@ -159,7 +159,7 @@ def commit(plan: SyncPlan, identity, index, mode: str = ON) -> None:
         for parent, name in plan.new_dirs:
             fsync_dir_at(parent.fd, name, follow=False)
         for gfid in sorted(plan.buckets):
-            index.sync_entry_dir(gfid)
+            index.sync_entry_dir_as_root(gfid)
         for obj in plan.dirs.values():
             fsync_dir_fd(obj.fd)
 

@@ -37,7 +37,7 @@ def as_bytes(name: bytes | str) -> bytes:
 
 def check_component(name: bytes | str) -> bytes:
     """One path component: non-empty, no '/' or NUL, at most NAME_MAX bytes."""
-    raw = as_bytes(name)
+    raw = name if type(name) is bytes else as_bytes(name)  # bytes (what NFS hands in): no call
     if not raw:
         raise OSError(errno.EINVAL, "empty name")
     if b"/" in raw or b"\0" in raw:

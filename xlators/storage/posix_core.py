@@ -21,13 +21,13 @@ import stat as statmod
 import weakref
 
 from glusterfsd.xlator import (IA_BLK, IA_CHR, IA_DIR, IA_FIFO, IA_LNK, IA_REG, IA_SOCK,
-                               ROOT_GFID, Caller, Iatt, Xlator)
+                               ROOT_GFID, SERVER_CALLER, Caller, Iatt, Xlator)
 from xlators.storage import metadata_sync, names
 from xlators.storage.dir_locks import DirLocks
 from xlators.storage.fd_cache import FdCache
 from xlators.storage.gfid_index import GfidIndex
 from xlators.storage.gfid_layout import HIDDEN_DIR, Obj, user_nlink
-from xlators.storage.identity import ROOT_CREDS, Creds, Identity, is_server, squash
+from xlators.storage.identity import ROOT_CREDS, Creds, Identity, squash
 
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT = 0o170000
@@ -58,7 +58,7 @@ class PosixCore(Xlator):
     def _creds(self, caller: Caller) -> Creds:
         """What the thread runs as: the caller, root-squashed if asked; the
         server's own SERVER_CALLER is real root, never squashed."""
-        if is_server(caller):
+        if caller is SERVER_CALLER:  # identity.is_server, spelled out: every fop asks
             return ROOT_CREDS
         groups = tuple(caller.groups)
         if self.root_squash:
@@ -100,9 +100,12 @@ class PosixCore(Xlator):
             raise
         return obj
 
-    def _new_child(self, parent: Obj, name: bytes) -> Obj:
-        """Open an object this fop just created (before it has a gfid)."""
-        return self._open_path(parent.fd, name)
+    @staticmethod
+    def _new_child(parent: Obj, name: bytes) -> Obj:
+        """Open an object this fop just created (before it has a gfid), with no
+        stat yet (st is None): giving it a gfid changes its ctime, so the fop
+        takes the stat it reports after that, once."""
+        return Obj(b"", os.open(name, _O_PATH_NOFOLLOW, dir_fd=parent.fd), None)
 
     @staticmethod
     def _open_path(dir_fd: int, name: bytes) -> Obj:
@@ -114,29 +117,17 @@ class PosixCore(Xlator):
             os.close(fd)
             raise
 
-    @contextlib.contextmanager
-    def _changing(self, *parents: bytes):
+    def _changing(self, *parents: bytes) -> "_EntryChange":
         """The scope of an entry op on these parent directories (gfids).
 
-        Yields (list of resolved parent Objs, SyncPlan).  The parents' locks
-        are taken BEFORE they are resolved, so the stat taken by the
-        resolution is an exact pre-op attribute, and held until the body
-        returns (it takes the post-op fstat inside).  Then, on success only
-        and with the locks released, the plan is committed (metadata-sync).
+        A context manager yielding (list of resolved parent Objs, SyncPlan).
+        The parents' locks are taken BEFORE they are resolved, so the stat
+        taken by the resolution is an exact pre-op attribute, and held until
+        the body returns (it takes the post-op fstat inside).  Then, on
+        success only and with the locks released, the plan is committed
+        (metadata-sync).
         """
-        plan = metadata_sync.SyncPlan()
-        objs: list[Obj] = []
-        try:
-            with self.dir_locks.held(*parents):
-                for gfid in parents:
-                    objs.append(self._resolve_dir(gfid))
-                    plan.add_dir(objs[-1])
-                yield objs, plan
-            if self.metadata_sync != metadata_sync.OFF:
-                metadata_sync.commit(plan, self.identity, self.index, self.metadata_sync)
-        finally:
-            for obj in objs:
-                obj.close()
+        return _EntryChange(self, parents)
 
     def _undo_create(self, parent: Obj, name: bytes, is_dir: bool) -> None:
         """Take back an entry whose gfid or index entry could not be made."""
@@ -202,3 +193,48 @@ class PosixCore(Xlator):
     @staticmethod
     def _name(name, fop: str) -> bytes:
         return names.check_entry_name(name, fop)
+
+
+class _EntryChange:
+    """PosixCore._changing's block.  A class, not a generator context manager:
+    every entry op enters one, and contextlib's machinery cost four Python
+    calls more per op."""
+
+    __slots__ = ("core", "parents", "objs", "plan", "locks")
+
+    def __init__(self, core: PosixCore, parents: tuple[bytes, ...]):
+        self.core = core
+        self.parents = parents
+        self.objs: list[Obj] = []
+        self.plan = metadata_sync.SyncPlan()
+        self.locks = None
+
+    def __enter__(self) -> tuple[list[Obj], metadata_sync.SyncPlan]:
+        core, objs, plan = self.core, self.objs, self.plan
+        locks = core.dir_locks.held(*self.parents)
+        locks.__enter__()
+        try:
+            for gfid in self.parents:
+                obj = core._resolve_dir(gfid)
+                objs.append(obj)
+                plan.add_dir(obj)
+        except BaseException:
+            locks.__exit__(None, None, None)
+            self._close()
+            raise
+        self.locks = locks
+        return objs, plan
+
+    def __exit__(self, etype, exc, tb) -> None:
+        core = self.core
+        try:
+            self.locks.__exit__(etype, exc, tb)
+            if etype is None and core.metadata_sync != metadata_sync.OFF:
+                metadata_sync.commit(self.plan, core.identity, core.index, core.metadata_sync)
+        finally:
+            for obj in self.objs:
+                obj.close()
+
+    def _close(self) -> None:
+        for obj in self.objs:
+            obj.close()

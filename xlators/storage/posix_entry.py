@@ -18,11 +18,10 @@ from __future__ import annotations
 import errno
 import os
 import stat as statmod
-import uuid
 
 from glusterfsd.xlator import Caller, Fd, Iatt
 from xlators.storage import names
-from xlators.storage.gfid_layout import Obj
+from xlators.storage.gfid_layout import Obj, new_gfid
 from xlators.storage.posix_core import PosixCore
 
 _SPECIAL_TYPES = (statmod.S_IFCHR, statmod.S_IFBLK, statmod.S_IFIFO, statmod.S_IFSOCK)
@@ -116,19 +115,28 @@ class EntryFops(PosixCore):
 
     def _give_gfid(self, pobj: Obj, raw: bytes, mode: int | None, is_dir: bool) -> Iatt:
         """A fresh object gets a new gfid and its index entry, or is removed again.
-        The index entry is made LAST: it is the op's `journal` sync anchor."""
+        The index entry is made LAST: it is the op's `journal` sync anchor.
+
+        One fstat, after the gfid xattr (which changes the ctime) serves
+        _fix_mode and, for a directory, the reply (its symlink entry in the
+        index leaves the directory's own inode alone); a non-directory's
+        index hard link changes its link count and ctime: stat again."""
         try:
             with self._new_child(pobj, raw) as obj:
-                obj.gfid = self.index.assign(obj.fd, uuid.uuid4().bytes)
-                if mode is not None:
-                    self._fix_mode(obj, mode)
-                if is_dir:
-                    self.index.add_dir(obj.gfid, pobj.gfid, raw)
+                if mode is None:  # a symlink: no mode to fix, gfid and entry in one root block
+                    obj.gfid = self.index.file_new(obj.fd, new_gfid())
                 else:
-                    self.index.add_nondir(obj.gfid, obj.fd)
-                iatt = self._fresh_iatt(obj)
+                    obj.gfid = self.index.assign(obj.fd, new_gfid())
+                    obj.st = os.fstat(obj.fd)
+                    self._fix_mode(obj, mode)
+                    if is_dir:
+                        self.index.add_dir(obj.gfid, pobj.gfid, raw)
+                    else:
+                        self.index.add_nondir(obj.gfid, obj.fd)
+                if not is_dir:
+                    obj.st = os.fstat(obj.fd)
                 self.index.note_new(obj, pobj.gfid, raw)
-                return iatt
+                return self._iatt(obj.st, obj.gfid)
         except BaseException:
             self._undo_create(pobj, raw, is_dir)
             raise
@@ -176,13 +184,14 @@ class EntryFops(PosixCore):
 
     def _file_new(self, pobj: Obj, raw: bytes, fd: int, mode: int) -> Obj:
         """Give a file just made its gfid and index entry; its Obj (with a stat
-        taken after both) or, on failure, the file is closed and removed."""
+        taken after both) or, on failure, the file is closed and removed.
+        One fstat, after the index link, serves both _fix_mode (the link
+        leaves the mode alone) and the reply (it does change the link count
+        and ctime); _fix_mode stats again only if it changed the mode."""
         try:
-            obj = Obj(b"", fd, os.fstat(fd))
-            obj.gfid = self.index.assign(fd, uuid.uuid4().bytes)
-            self.index.add_nondir(obj.gfid, fd)
-            self._fix_mode(obj, mode)
+            obj = Obj(self.index.file_new(fd, new_gfid()), fd, None)
             obj.st = os.fstat(fd)
+            self._fix_mode(obj, mode)
             self.index.note_new(obj, pobj.gfid, raw)
             return obj
         except BaseException:
@@ -243,11 +252,9 @@ class EntryFops(PosixCore):
         self._refuse_hidden(parent, raw, "rmdir")
         with self._changing(parent) as ((pobj,), plan):
             pre = self._iatt(pobj.st, pobj.gfid)
-            st = os.stat(raw, dir_fd=pobj.fd, follow_symlinks=False)
-            if not statmod.S_ISDIR(st.st_mode):
-                raise OSError(errno.ENOTDIR, "rmdir of a non-directory")
-            gfid = self.index.read_gfid_at(pobj.fd, raw)
+            gfid = self.index.read_gfid_at(pobj.fd, raw)   # ENOENT if the name is not there
             with self.index.locked(gfid):
+                # ENOTDIR for anything but a directory (a symlink to one too): no lstat first
                 os.rmdir(raw, dir_fd=pobj.fd)
                 plan.anchor = ("dir", pobj)
                 if gfid:  # a removed index entry needs no sync (metadata_sync)

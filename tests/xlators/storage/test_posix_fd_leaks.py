@@ -55,8 +55,7 @@ def operations(store, tree):
 
 def _forget_caches(store):
     store.index._dirs.clear()
-    with store.index._verified_lock:
-        store.index._verified.clear()
+    store.index._memo.clear()
 
 
 @pytest.mark.parametrize("target", ["fstat", "read_gfid"])
