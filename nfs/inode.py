@@ -94,6 +94,19 @@ class InodeTable:
             self.hits += 1
             return inode
 
+    def type_of(self, gfid: bytes) -> int | None:
+        """The type of gfid (and mark it recently used), or None if unknown: what
+        resolving a handle needs, so a listed child's light record is not made
+        into an Inode for it (`get` would)."""
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            if inode is None:
+                self.misses += 1
+                return None
+            self._inodes.move_to_end(gfid)
+            self.hits += 1
+            return inode[0] if inode.__class__ is tuple else inode.type
+
     def child(self, parent: bytes, name: bytes) -> bytes | None:
         """The gfid a name in a directory was last seen to point to."""
         with self._lock:
@@ -133,6 +146,27 @@ class InodeTable:
         """Record an object seen (with the dentry it was reached by, if any)."""
         with self._lock:
             return self._link_locked(iatt.gfid, iatt.type, parent, name, pin)
+
+    def link_child(self, parent: bytes, gfid: bytes, kind: int, name: bytes) -> None:
+        """`link` of an object found under `name` in `parent` (LOOKUP), without
+        the Inode back.  The usual case -- the same dentry seen again, on every
+        stat of a known path -- only makes it the youngest and points the name
+        at it again (another object may have taken the name meanwhile, e.g.
+        through a listing); anything else goes through `_link_locked`."""
+        with self._lock:
+            inode = self._inodes.get(gfid)
+            if inode is not None:
+                if inode.__class__ is tuple:
+                    if inode[0] == kind and inode[1] == parent and inode[2] == name:
+                        self._inodes.move_to_end(gfid)
+                        self._dentries[parent + name] = gfid      # _dentry_key, inlined
+                        return
+                elif inode.parent == parent and inode.name == name:
+                    self._inodes.move_to_end(gfid)
+                    inode.type = kind
+                    self._dentries[parent + name] = gfid
+                    return
+            self._link_locked(gfid, kind, parent, name, False)
 
     def link_children(self, parent: bytes, children: list[tuple[bytes, int, bytes]]) -> None:
         """`link` of each (gfid, type, name) child in `parent`, under one lock

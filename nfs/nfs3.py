@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from glusterfsd import log as gflog
 from glusterfsd.xlator import IA_DIR, IA_LNK, Iatt
+from nfs.fh import FH_SIZE
 from nfs.fdcache import FdCache
 from nfs.inode import InodeTables
 from nfs.nfs3_attrs import (FATTR3_FORMAT, NO_ATTR, NO_WCC, N, nfstime, sattr3_to_setattr,
@@ -29,7 +30,6 @@ from nfs.nfs3_errors import NfsError, nfsstat3_for_errno, status_name
 from nfs.resolver import HandleResolver, Target
 from rpcsvc import wire
 from rpcsvc.program import Program, Reply, RpcAuthError
-from rpcsvc.xdr.gen_common import ZPAD
 
 logger = gflog.get_logger("nfs3")
 
@@ -43,13 +43,14 @@ MAX_FILE_SIZE = 1 << 50       # FSINFO maxfilesize: 1 PiB, as gnfs
 OFFSET_MAX = (1 << 63) - 1    # the largest file offset the kernel takes (loff_t)
 PATHCONF_LINKMAX = 256        # as gnfs
 _GONE = (errno.ENOENT, errno.ESTALE)
+_AUTH_SYS, _AUTH_NONE = wire.AUTH_SYS, wire.AUTH_NONE
 # GETATTR3resok packed by hand (the call clients make most): NFS3_OK and the fattr3.
 _GETATTR_OK = struct.Struct(">I" + FATTR3_FORMAT)
 # LOOKUP3resok packed by hand (every stat and open of a path is a LOOKUP per component):
-# NFS3_OK and the handle's length, the handle and its padding, then both post_op_attrs
-# (attributes_follow TRUE + fattr3) of the object and of the directory.
-_LOOKUP_HEAD = struct.Struct(">II")
-_LOOKUP_ATTRS = struct.Struct(">I" + FATTR3_FORMAT + "I" + FATTR3_FORMAT)
+# NFS3_OK and the handle's length, the handle, then both post_op_attrs (attributes_follow
+# TRUE + fattr3) of the object and of the directory.  A child's handle is its directory's
+# (checked to be FH_SIZE bytes) with its gfid, so FH_SIZE too: a multiple of 4, no padding.
+_LOOKUP_OK = struct.Struct(f">II{FH_SIZE}sI" + FATTR3_FORMAT + "I" + FATTR3_FORMAT)
 # A name that is not there (looked up before every create): NOENT and the directory's
 # post_op_attr.
 _LOOKUP_NOENT = struct.Struct(">II" + FATTR3_FORMAT)
@@ -210,8 +211,8 @@ class Nfs3:
             if needs_auth_check:
                 config = self.config      # read per call: reconfigure replaces it
                 flavor = req.cred_flavor
-                if (flavor == wire.AUTH_SYS and not config.auth_unix) or \
-                        (flavor == wire.AUTH_NONE and not config.auth_null):
+                if (flavor == _AUTH_SYS and not config.auth_unix) or \
+                        (flavor == _AUTH_NONE and not config.auth_null):
                     raise RpcAuthError(wire.AUTH_REJECTEDCRED, "flavour disabled by rpc-auth")
             try:
                 return handler(self, req, req.args)
@@ -274,12 +275,13 @@ def proc_setattr(nfs: Nfs3, req, args):
 def proc_lookup(nfs: Nfs3, req, args):
     directory = nfs.resolve_dir(req, args.what.dir)
     name = bytes(args.what.name)
-    mapper = directory.mapper
     nfs.refuse_bad_name(req, directory, name, "dir_attributes")
-    if name == b".." and directory.gfid == directory.export.root_gfid:
+    mapper = directory.mapper
+    gfid = directory.gfid
+    if name == b".." and gfid == directory.export.root_gfid:
         name = b"."          # '..' of the export root is the root itself: no way out
     try:
-        obj, dir_iatt = directory.xl.lookup_with_parent(req.caller, directory.gfid, name)
+        obj, dir_iatt = directory.xl.lookup_with_parent(req.caller, gfid, name)
     except OSError as err:
         if err.errno == errno.ESTALE:
             raise nfs.gone(directory) from None
@@ -287,11 +289,9 @@ def proc_lookup(nfs: Nfs3, req, args):
                        dir_attributes=mapper.post_op(nfs.stat_or_none(req, directory))) from None
     if obj is None:
         return Reply(_LOOKUP_NOENT.pack(N.NFS3ERR_NOENT, 1, *mapper.fattr3_fields(dir_iatt)))
-    directory.inodes.link(obj, directory.gfid, name)
-    fh = directory.child_fh(obj.gfid)
-    return Reply(_LOOKUP_HEAD.pack(NFS3_OK, len(fh)) + fh + ZPAD[len(fh) & 3]
-                 + _LOOKUP_ATTRS.pack(1, *mapper.fattr3_fields(obj),
-                                      1, *mapper.fattr3_fields(dir_iatt)))
+    directory.inodes.link_child(gfid, obj.gfid, obj.type, name)
+    return Reply(_LOOKUP_OK.pack(NFS3_OK, FH_SIZE, directory.child_fh(obj.gfid),
+                                 1, *mapper.fattr3_fields(obj), 1, *mapper.fattr3_fields(dir_iatt)))
 
 
 def proc_access(nfs: Nfs3, req, args):

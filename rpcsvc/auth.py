@@ -112,29 +112,38 @@ def encode_authsys(stamp: int, machinename: bytes, uid: int, gid: int, gids) -> 
 _SYS_CACHE_SIZE = 4096
 _sys_cache: dict[tuple[bytes, str], Credentials] = {}
 _none_cache: dict[str, Credentials] = {}     # AUTH_NONE: the anonymous caller, per client
+# The service's call path looks a known AUTH_SYS credential up itself, with this
+# (the dict is only ever cleared, never replaced, so the bound method stays valid).
+sys_cache_get = _sys_cache.get
 _AUTH_NONE = wire.AUTH_NONE
 _AUTH_SYS = wire.AUTH_SYS
 
 
 def authenticate(header, client: str) -> Credentials:
-    """Check the credential and verifier of a parsed call header (`wire.CallHeader`).
+    """Check the credential and verifier of a parsed call header (`wire.CallHeader`)."""
+    return credentials(header.cred_flavor, header.cred_body, header.verf_flavor,
+                       header.verf_body, client)
+
+
+def credentials(flavor: int, body, verf_flavor: int, verf_body, client: str) -> Credentials:
+    """The Credentials of a call's credential and verifier (`authenticate`, from the
+    header's fields: the service's call path has them as a tuple, not a CallHeader).
 
     A client sends the same AUTH_SYS body with every call, so decoded
     credentials are kept by (body, client address), and AUTH_NONE ones by
     client address: most calls cost one dict lookup.  The cache is bounded (cleared when full); entries are never
     changed once made, so threads may share them."""
-    flavor = header.cred_flavor
     if flavor == _AUTH_SYS:
-        key = (bytes(header.cred_body), client)
+        key = (bytes(body), client)
         creds = _sys_cache.get(key)
         if creds is None:
-            stamp, name, uid, gid, gids = decode_authsys(header.cred_body)
+            stamp, name, uid, gid, gids = decode_authsys(body)
             creds = Credentials(flavor, Caller(uid, gid, gids, client), name, stamp)
             if len(_sys_cache) >= _SYS_CACHE_SIZE:
                 _sys_cache.clear()
             _sys_cache[key] = creds
     elif flavor == _AUTH_NONE:
-        if len(header.cred_body):
+        if len(body):
             raise AuthFailure(wire.AUTH_BADCRED, "AUTH_NONE credential with a body")
         creds = _none_cache.get(client)
         if creds is None:
@@ -144,9 +153,9 @@ def authenticate(header, client: str) -> Credentials:
             _none_cache[client] = creds
     else:
         raise AuthFailure(wire.AUTH_REJECTEDCRED, f"credential flavour {flavor} not supported")
-    if header.verf_flavor != _AUTH_NONE or len(header.verf_body):
+    if verf_flavor != _AUTH_NONE or len(verf_body):
         raise AuthFailure(wire.AUTH_BADVERF,
-                          f"verifier flavour {header.verf_flavor} with a flavour-{flavor} credential")
+                          f"verifier flavour {verf_flavor} with a flavour-{flavor} credential")
     return creds
 
 

@@ -53,14 +53,16 @@ class Request:
 
     __slots__ = ("xid", "prog", "vers", "proc", "args", "caller", "cred_flavor",
                  "machinename", "peer", "local", "transport", "privileged",
-                 "program", "proc_spec", "_record", "_args_offset",
+                 "program", "proc_spec", "_entry", "_record", "_args_offset",
                  "_conn", "_drc_entry")
 
-    def __init__(self, header, creds, peer, local, transport, privileged, conn, record):
-        self.xid = header.xid
-        self.prog = header.prog
-        self.vers = header.vers
-        self.proc = header.proc
+    def __init__(self, xid: int, entry: "ProcEntry", creds, peer, local, transport: str,
+                 privileged: bool, conn, record, args_offset: int):
+        program = entry.program
+        self.xid = xid
+        self.prog = program.number
+        self.vers = program.version
+        self.proc = entry.number
         self.args: Any = None
         self.caller = creds.caller
         self.cred_flavor = creds.flavor
@@ -69,10 +71,11 @@ class Request:
         self.local = local
         self.transport = transport
         self.privileged = privileged
-        self.program: Program | None = None
-        self.proc_spec = None
+        self.program: Program = program
+        self.proc_spec = entry.spec
+        self._entry = entry
         self._record = record
-        self._args_offset = header.args_offset
+        self._args_offset = args_offset
         self._conn = conn
         self._drc_entry = None
 
@@ -84,6 +87,28 @@ class Request:
     def raw_args(self) -> memoryview:
         """The undecoded argument bytes (a view into the received record)."""
         return memoryview(self._record)[self._args_offset:]
+
+
+class ProcEntry:
+    """One served procedure with all the service's call path asks about it:
+    its spec (codecs), actor, and whether it is void, inline or non-idempotent.
+    Built once by `Program`; the service finds it with one dict lookup per
+    call instead of one lookup per question (each a set or dict of the
+    Program).  The service counts calls per entry (its `_calls`)."""
+
+    __slots__ = ("program", "number", "spec", "actor", "void_args", "void_results",
+                 "inline", "inline_if", "non_idempotent")
+
+    def __init__(self, program: "Program", number: int, actor: "Actor"):
+        self.program = program
+        self.number = number
+        self.spec = program.procs[number]
+        self.actor = actor
+        self.void_args = number in program.void_args
+        self.void_results = number in program.void_results
+        self.inline = number in program.inline
+        self.inline_if = program.inline_if.get(number)
+        self.non_idempotent = number in program.non_idempotent
 
 
 Actor = Callable[[Request], Any]
@@ -162,6 +187,10 @@ class Program:
         self.unprivileged = unprivileged
         self.peer_check = peer_check
         self.peer_refusal = peer_refusal
+        # number -> ProcEntry of every procedure with an actor (the others are
+        # PROC_UNAVAIL); built last, from the tables above, which never change.
+        self.entries = {number: ProcEntry(self, number, actor)
+                        for number, actor in self.actors.items()}
 
     def proc_name(self, number: int) -> str:
         proc = self.procs.get(number)

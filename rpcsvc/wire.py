@@ -43,10 +43,10 @@ ACCEPT_STAT_NAMES = {SUCCESS: "SUCCESS", PROG_UNAVAIL: "PROG_UNAVAIL",
                      PROG_MISMATCH: "PROG_MISMATCH", PROC_UNAVAIL: "PROC_UNAVAIL",
                      GARBAGE_ARGS: "GARBAGE_ARGS", SYSTEM_ERR: "SYSTEM_ERR"}
 
-_CALL_FIXED = struct.Struct(">IIIIIIII")  # xid type rpcvers prog vers proc cflavor clen
+_CALL_FIXED = CALL_FIXED = struct.Struct(">IIIIIIII")  # xid type rpcvers prog vers proc cflavor clen
 _CALL_SIZE = _CALL_FIXED.size
 _MIN_CALL = _CALL_SIZE + 8          # the fixed words and an empty verifier
-_AUTH_HEAD = struct.Struct(">II")
+_AUTH_HEAD = AUTH_HEAD = struct.Struct(">II")   # an opaque_auth's flavor and body length
 _TWO = struct.Struct(">II")
 _ACCEPTED = struct.Struct(">IIIIII")  # xid REPLY MSG_ACCEPTED verf(flavor, len) stat
 _ACCEPTED_RANGE = struct.Struct(">IIIIIIII")  # ... stat low high
@@ -95,15 +95,23 @@ def _padded(length: int) -> int:
 
 
 def parse_call(msg) -> CallHeader:
-    """Decode the call header of `msg` (bytes-like).
+    """Decode the call header of `msg` (bytes-like) into a `CallHeader`.
 
     Raises `Unanswerable` (drop the message), or `BadHeader` carrying the
     reply to send: RPC_MISMATCH(2, 2) for another RPC version, AUTH_BADCRED /
     AUTH_BADVERF for an over-long credential or verifier, GARBAGE_ARGS for a
     header cut short (what gnfs answers when `xdr_to_rpc_call` fails).
+    """
+    return CallHeader(*parse_call_fields(msg))
 
-    Every call pays for this, so a well-formed header is decoded with two
-    unpacks and no helper calls; anything the fast path does not accept goes
+
+def parse_call_fields(msg) -> tuple:
+    """What `parse_call` decodes, as the tuple (xid, prog, vers, proc,
+    cred_flavor, cred_body, verf_flavor, verf_body, args_offset).
+
+    This is what the service's call path uses: every call pays for it, so a
+    well-formed header is decoded with two unpacks, no helper call and no
+    object but the tuple; anything the fast path does not accept goes
     through `_parse_call_checked`, which tells exactly what is wrong.
     """
     size = len(msg)
@@ -118,15 +126,14 @@ def parse_call(msg) -> CallHeader:
                 if vlen <= MAX_AUTH_BYTES and args_offset <= size:
                     view = msg if type(msg) is memoryview else memoryview(msg)
                     # The verifier is nearly always empty: b"" spares a view.
-                    return CallHeader(xid, prog, vers, proc, cflavor,
-                                      view[_CALL_SIZE:_CALL_SIZE + clen], vflavor,
-                                      view[verf_at:verf_at + vlen] if vlen else b"",
-                                      args_offset)
+                    return (xid, prog, vers, proc, cflavor,
+                            view[_CALL_SIZE:_CALL_SIZE + clen], vflavor,
+                            view[verf_at:verf_at + vlen] if vlen else b"", args_offset)
     return _parse_call_checked(msg)
 
 
-def _parse_call_checked(msg) -> CallHeader:
-    """parse_call step by step, each check raising what the RFC names."""
+def _parse_call_checked(msg) -> tuple:
+    """parse_call_fields step by step, each check raising what the RFC names."""
     size = len(msg)
     if size < 8:
         raise Unanswerable(f"{size}-byte message has no room for xid and type")
@@ -163,8 +170,8 @@ def _parse_call_checked(msg) -> CallHeader:
         raise BadHeader(xid, accepted_header(xid, GARBAGE_ARGS), "verifier truncated",
                         "GARBAGE_ARGS")
     view = msg if isinstance(msg, memoryview) else memoryview(msg)
-    return CallHeader(xid, prog, vers, proc, cflavor, view[offset:cred_end], vflavor,
-                      view[verf_body_at:verf_body_at + vlen], args_offset)
+    return (xid, prog, vers, proc, cflavor, view[offset:cred_end], vflavor,
+            view[verf_body_at:verf_body_at + vlen], args_offset)
 
 
 SUCCESS_HEADER = struct.Struct(">I20s")  # xid, then the words every SUCCESS reply shares

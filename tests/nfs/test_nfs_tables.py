@@ -232,3 +232,38 @@ def test_listed_children_answer_as_inodes():
     assert table.child(d.gfid, b"c2") is None and table.child(d.gfid, b"c10") == gfid(10)
     assert table.set_parent(gfid(7), gfid(8)) is None and table.parent_of(gfid(7)) == gfid(8)
     assert table.child(d.gfid, b"c7") is None
+
+
+@pytest.mark.parametrize("limit", [100, 5])
+def test_link_child_records_what_link_would(limit):
+    """LOOKUP's link_child spells out the name-seen-again case; the table must end
+    as link() leaves it after every step (light records and Inodes alike)."""
+    d, other = iatt(50, IA_DIR), iatt(51, IA_DIR)
+    steps = [(iatt(1), d, b"a"), (iatt(1), d, b"a"), (iatt(1, IA_DIR), d, b"a"),
+             (iatt(2), d, b"a"), (iatt(1), d, b"a"), (iatt(1), other, b"a"),
+             (iatt(3), d, b"."), (iatt(3), d, b".."), (d, d, b"x"), (iatt(4), d, b"b"),
+             (iatt(5), d, b"c"), (iatt(6), d, b"listed"), (iatt(6, IA_LNK), d, b"listed"),
+             (iatt(2), d, b"a"), (iatt(7), d, b"g")]
+    by_link, by_child = InodeTable(limit), InodeTable(limit)
+    for table in (by_link, by_child):
+        table.link(d, pin=True)
+        table.link(other)
+        table.link_children(d.gfid, [(gfid(6), IA_REG, b"listed"), (gfid(2), IA_REG, b"l2")])
+    for child, parent, name in steps:
+        by_link.link(child, parent.gfid, name)
+        by_child.link_child(parent.gfid, child.gfid, child.type, name)
+        assert _state(by_child) == _state(by_link), (child.gfid, name)
+
+
+def test_type_of_answers_without_making_an_inode():
+    d = iatt(50, IA_DIR)
+    table = InodeTable(10)
+    table.link(d)
+    table.link_children(d.gfid, [(gfid(1), IA_LNK, b"l"), (gfid(2), IA_REG, b"r")])
+    assert table.type_of(gfid(1)) == IA_LNK
+    assert table._inodes[gfid(1)].__class__ is tuple          # still a light record
+    assert list(table._inodes)[-1] == gfid(1)                 # and the youngest now
+    assert table.type_of(d.gfid) == IA_DIR
+    assert table.type_of(gfid(9)) is None
+    stats = table.stats()
+    assert (stats["hits"], stats["misses"]) == (2, 1)
