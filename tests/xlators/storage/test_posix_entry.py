@@ -7,18 +7,11 @@ import os
 import stat
 import uuid
 
-import pytest
-
 from glusterfsd.xlator import (IA_BLK, IA_CHR, IA_DIR, IA_FIFO, IA_LNK, IA_REG, IA_SOCK,
                                ROOT_CALLER as ROOT, ROOT_GFID, SetAttr, gfid_to_ino)
+from storage_calls import errno_of
 
 ROOT_INO = 1
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 def make_file(store, parent, name, data=b""):

@@ -19,15 +19,10 @@ from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller
 from xlators.storage import metadata_sync, syscalls
 from xlators.storage.gfid_layout import BUCKET_LEN, entry_path, new_gfid
 from xlators.storage.identity import Identity, reset_thread
+from storage_calls import errno_of
 
 USER = Caller(1000, 1000, (1000,))
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching identities needs root")
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 # --- gfids and their index paths ------------------------------------------------

@@ -12,17 +12,12 @@ from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller
 from storage_threads import run_in_threads
 from xlators.storage import syscalls
 from xlators.storage.identity import Identity, reset_thread, squash
+from storage_calls import errno_of
 
 USER = Caller(1000, 1000, (1000,))
 OTHER = Caller(2000, 2000, (2000,))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching identities needs root")
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 def thread_groups() -> list[int]:

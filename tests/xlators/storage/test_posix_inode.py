@@ -4,19 +4,12 @@ from __future__ import annotations
 import errno
 import os
 
-import pytest
-
 from glusterfsd.xlator import (ROOT_CALLER as ROOT, ROOT_GFID, SET_TO_NOW, Caller, SetAttr,
                                StatFs)
+from storage_calls import errno_of
 
 USER = Caller(1000, 1000, (1000,))
 SECOND = 1_000_000_000
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 def new_file(store, name=b"f", mode=0o644, data=b""):

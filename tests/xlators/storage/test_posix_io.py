@@ -6,18 +6,11 @@ import errno
 import os
 import stat
 
-import pytest
-
 from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller, Fd, SetAttr
 from xlators.storage import posix_io
+from storage_calls import errno_of
 
 USER = Caller(1000, 1000, (1000,))
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 def new_file(store, name=b"f", data=b"", mode=0o644, caller=ROOT, parent=ROOT_GFID):

@@ -5,18 +5,11 @@ import errno
 import os
 import time
 
-import pytest
-
 from glusterfsd.xlator import (IA_DIR, IA_LNK, IA_REG, ROOT_CALLER as ROOT, ROOT_GFID, Caller,
                                gfid_to_ino)
+from storage_calls import errno_of
 
 USER = Caller(1000, 1000, (1000,))
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 def list_all(store, gfid, size=4096, plus=False, caller=ROOT):

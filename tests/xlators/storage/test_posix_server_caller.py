@@ -21,18 +21,13 @@ from glusterfsd.xlator import ROOT_CALLER as ROOT, ROOT_GFID, Caller
 from xlators.storage import syscalls
 from xlators.storage.identity import (ANONYMOUS_FD, SERVER_CALLER, Identity, reset_thread,
                                       valid_creds)
+from storage_calls import errno_of
 
 USER = Caller(1000, 1000, (1000,))
 OTHER = Caller(2000, 2000, (2000,))
 GROUPMATE = Caller(2001, 2001, (2001, 1000))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching identities needs root")
-
-
-def errno_of(call, *args) -> int:
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
 
 
 def in_thread(work):
