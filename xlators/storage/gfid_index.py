@@ -231,7 +231,12 @@ class GfidIndex:
         full lookup-and-heal path).  Why: a listing needs each entry's gfid,
         and this costs one xattr read instead of an open, fstat and heal.
         The memo key holds st's inode, so a name replaced between the stat and
-        the xattr read never pairs one object's attributes with another's gfid.
+        the xattr read pairs one object's attributes with another's gfid only
+        if the new object took the old one's inode number in between (or, for
+        the two-link case below, whenever the new one is such a file too): the
+        entry then shows the old attributes under the new handle until the
+        client's next GETATTR.  Nothing is remembered from it past that: the
+        replacement changed the old inode's ctime (see ctime_gfids).
         Only with trusted.* (readable as the caller, who keeps CAP_SYS_ADMIN).
 
         A regular file with two or more links and a gfid xattr is taken as
