@@ -162,7 +162,7 @@ class _AsRoot:
 
     def __enter__(self) -> None:
         identity = self.identity
-        saved = getattr(identity._tls, "creds", None)
+        saved = identity.current()
         if saved is not None and saved[0] == 0 and saved[1] == 0:
             return  # fsuid and fsgid are 0 already: no switch, so none to undo (saved stays None)
         self.saved = saved

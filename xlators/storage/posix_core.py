@@ -21,13 +21,13 @@ import stat as statmod
 import weakref
 
 from glusterfsd.xlator import (IA_BLK, IA_CHR, IA_DIR, IA_FIFO, IA_LNK, IA_REG, IA_SOCK,
-                               ROOT_GFID, SERVER_CALLER, Caller, Iatt, Xlator)
+                               ROOT_GFID, Caller, Iatt, Xlator)
 from xlators.storage import metadata_sync, names
 from xlators.storage.dir_locks import DirLocks
 from xlators.storage.fd_cache import FdCache
 from xlators.storage.gfid_index import GfidIndex
 from xlators.storage.gfid_layout import HIDDEN_DIR, Obj, user_nlink
-from xlators.storage.identity import ROOT_CREDS, Creds, Identity, squash
+from xlators.storage.identity import ROOT_CREDS, Creds, Identity, is_server, squash
 
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_IFMT = 0o170000
@@ -58,7 +58,7 @@ class PosixCore(Xlator):
     def _creds(self, caller: Caller) -> Creds:
         """What the thread runs as: the caller, root-squashed if asked; the
         server's own SERVER_CALLER is real root, never squashed."""
-        if caller is SERVER_CALLER:  # identity.is_server, spelled out: every fop asks
+        if is_server(caller):
             return ROOT_CREDS
         groups = tuple(caller.groups)
         if self.root_squash:
