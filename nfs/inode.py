@@ -86,25 +86,16 @@ class InodeTable:
     def get(self, gfid: bytes) -> Inode | None:
         """The inode for gfid (and mark it recently used), or None."""
         with self._lock:
-            inode = self._inode_locked(gfid)
-            if inode is None:
-                self.misses += 1
-                return None
-            self._inodes.move_to_end(gfid)
-            self.hits += 1
-            return inode
+            return None if self._touch_locked(gfid) is None else self._inode_locked(gfid)
 
     def type_of(self, gfid: bytes) -> int | None:
         """The type of gfid (and mark it recently used), or None if unknown: what
         resolving a handle needs, so a listed child's light record is not made
         into an Inode for it (`get` would)."""
         with self._lock:
-            inode = self._inodes.get(gfid)
+            inode = self._touch_locked(gfid)
             if inode is None:
-                self.misses += 1
                 return None
-            self._inodes.move_to_end(gfid)
-            self.hits += 1
             return inode[0] if inode.__class__ is tuple else inode.type
 
     def child(self, parent: bytes, name: bytes) -> bytes | None:
@@ -155,18 +146,17 @@ class InodeTable:
         through a listing); anything else goes through `_link_locked`."""
         with self._lock:
             inode = self._inodes.get(gfid)
-            if inode is not None:
-                if inode.__class__ is tuple:
-                    if inode[0] == kind and inode[1] == parent and inode[2] == name:
-                        self._inodes.move_to_end(gfid)
-                        self._dentries[parent + name] = gfid      # _dentry_key, inlined
-                        return
-                elif inode.parent == parent and inode.name == name:
-                    self._inodes.move_to_end(gfid)
+            if inode.__class__ is tuple:
+                seen_again = inode == (kind, parent, name)
+            else:
+                seen_again = inode is not None and inode.parent == parent and inode.name == name
+                if seen_again:
                     inode.type = kind
-                    self._dentries[parent + name] = gfid
-                    return
-            self._link_locked(gfid, kind, parent, name, False)
+            if not seen_again:
+                self._link_locked(gfid, kind, parent, name, False)
+                return
+            self._inodes.move_to_end(gfid)
+            self._dentries[_dentry_key(parent, name)] = gfid
 
     def link_children(self, parent: bytes, children: list[tuple[bytes, int, bytes]]) -> None:
         """`link` of each (gfid, type, name) child in `parent`, under one lock
@@ -210,6 +200,17 @@ class InodeTable:
                 self._link_locked(gfid, kind, parent, name, False)
             if len(inodes) > self.limit:
                 self._evict_locked()
+
+    def _touch_locked(self, gfid: bytes) -> Inode | tuple | None:
+        """gfid's entry (an Inode or a light record), made the youngest and
+        counted as a hit, or None counted as a miss; under the lock."""
+        inode = self._inodes.get(gfid)
+        if inode is None:
+            self.misses += 1
+            return None
+        self._inodes.move_to_end(gfid)
+        self.hits += 1
+        return inode
 
     def _inode_locked(self, gfid: bytes) -> Inode | None:
         """The Inode of gfid (made from its light record, in the record's place

@@ -43,10 +43,10 @@ ACCEPT_STAT_NAMES = {SUCCESS: "SUCCESS", PROG_UNAVAIL: "PROG_UNAVAIL",
                      PROG_MISMATCH: "PROG_MISMATCH", PROC_UNAVAIL: "PROC_UNAVAIL",
                      GARBAGE_ARGS: "GARBAGE_ARGS", SYSTEM_ERR: "SYSTEM_ERR"}
 
-_CALL_FIXED = CALL_FIXED = struct.Struct(">IIIIIIII")  # xid type rpcvers prog vers proc cflavor clen
-_CALL_SIZE = _CALL_FIXED.size
+CALL_FIXED = struct.Struct(">IIIIIIII")  # xid type rpcvers prog vers proc cflavor clen
+_CALL_SIZE = CALL_FIXED.size
 _MIN_CALL = _CALL_SIZE + 8          # the fixed words and an empty verifier
-_AUTH_HEAD = AUTH_HEAD = struct.Struct(">II")   # an opaque_auth's flavor and body length
+AUTH_HEAD = struct.Struct(">II")   # an opaque_auth's flavor and body length
 _TWO = struct.Struct(">II")
 _ACCEPTED = struct.Struct(">IIIIII")  # xid REPLY MSG_ACCEPTED verf(flavor, len) stat
 _ACCEPTED_RANGE = struct.Struct(">IIIIIIII")  # ... stat low high
@@ -116,11 +116,11 @@ def parse_call_fields(msg) -> tuple:
     """
     size = len(msg)
     if size >= _MIN_CALL:
-        xid, mtype, rpcvers, prog, vers, proc, cflavor, clen = _CALL_FIXED.unpack_from(msg, 0)
+        xid, mtype, rpcvers, prog, vers, proc, cflavor, clen = CALL_FIXED.unpack_from(msg, 0)
         if mtype == CALL and rpcvers == RPC_VERSION and clen <= MAX_AUTH_BYTES:
             verf_at = _CALL_SIZE + ((clen + 3) & ~3)
             if verf_at + 8 <= size:
-                vflavor, vlen = _AUTH_HEAD.unpack_from(msg, verf_at)
+                vflavor, vlen = AUTH_HEAD.unpack_from(msg, verf_at)
                 verf_at += 8
                 args_offset = verf_at + ((vlen + 3) & ~3)
                 if vlen <= MAX_AUTH_BYTES and args_offset <= size:
@@ -147,20 +147,20 @@ def _parse_call_checked(msg) -> tuple:
     if rpcvers != RPC_VERSION:
         raise BadHeader(xid, denied_rpc_mismatch(xid, RPC_VERSION, RPC_VERSION),
                         f"RPC version {rpcvers}", "RPC_MISMATCH")
-    if size < _CALL_FIXED.size:
+    if size < CALL_FIXED.size:
         raise BadHeader(xid, accepted_header(xid, GARBAGE_ARGS), "call header truncated",
                         "GARBAGE_ARGS")
-    _, _, _, prog, vers, proc, cflavor, clen = _CALL_FIXED.unpack_from(msg, 0)
+    _, _, _, prog, vers, proc, cflavor, clen = CALL_FIXED.unpack_from(msg, 0)
     if clen > MAX_AUTH_BYTES:
         raise BadHeader(xid, denied_auth(xid, AUTH_BADCRED), f"credential of {clen} bytes",
                         "AUTH_ERROR")
-    offset = _CALL_FIXED.size
+    offset = CALL_FIXED.size
     cred_end = offset + clen
     verf_at = offset + _padded(clen)
     if verf_at + 8 > size:
         raise BadHeader(xid, accepted_header(xid, GARBAGE_ARGS), "credential truncated",
                         "GARBAGE_ARGS")
-    vflavor, vlen = _AUTH_HEAD.unpack_from(msg, verf_at)
+    vflavor, vlen = AUTH_HEAD.unpack_from(msg, verf_at)
     if vlen > MAX_AUTH_BYTES:
         raise BadHeader(xid, denied_auth(xid, AUTH_BADVERF), f"verifier of {vlen} bytes",
                         "AUTH_ERROR")
@@ -202,7 +202,7 @@ def build_call(xid: int, prog: int, vers: int, proc: int, cred_flavor: int = 0,
     """A call header (no arguments): used by the client and by hand-built tests."""
     def auth(flavor, body):
         body = bytes(body)
-        return _AUTH_HEAD.pack(flavor, len(body)) + body + b"\0" * (_padded(len(body)) - len(body))
+        return AUTH_HEAD.pack(flavor, len(body)) + body + b"\0" * (_padded(len(body)) - len(body))
     return (struct.pack(">IIIIII", xid, CALL, RPC_VERSION, prog, vers, proc)
             + auth(cred_flavor, cred_body) + auth(verf_flavor, verf_body))
 
