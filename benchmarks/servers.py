@@ -199,9 +199,13 @@ class OursServer(NfsServer):
         return "/export"
 
     def volfile_text(self) -> str:
-        return (f"volume export\n"
+        return (f"volume export-posix\n"
                 f"    type storage/posix\n"
                 f"    option directory {self.export_dir}\n"
+                f"end-volume\n"
+                f"volume export\n"               # as contrib/nfs.vol, the default graph
+                f"    type performance/readdir-ahead\n"
+                f"    subvolumes export-posix\n"
                 f"end-volume\n"
                 f"volume nfs-server\n"
                 f"    type nfs/server\n"

@@ -201,8 +201,9 @@ NOT_IMPLEMENTED = {
     "mount/fuse": "this daemon serves NFS; mount with a FUSE client instead",
 }
 for _prefix in ("cluster/", "performance/", "debug/", "features/"):
-    NOT_IMPLEMENTED[_prefix] = ("GlusterFS's client-side translators are not implemented here; "
-                                "put storage/posix (a local directory) under nfs/server")
+    NOT_IMPLEMENTED[_prefix] = ("GlusterFS's client-side translators are not implemented here "
+                                "(performance/readdir-ahead is); put storage/posix (a local "
+                                "directory) under nfs/server")
 
 
 def register(cls: type["Xlator"]) -> type["Xlator"]:
@@ -231,7 +232,7 @@ def known_types() -> dict[str, type["Xlator"]]:
     return dict(_REGISTRY)
 
 
-_BUILTIN_MODULES = ("xlators.storage.posix", "nfs.server")
+_BUILTIN_MODULES = ("xlators.storage.posix", "xlators.performance.readdir_ahead", "nfs.server")
 
 
 def _load_builtin_types():

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 
 from glusterfsd import log as gflog
+from glusterfsd.after_reply import pending_here as _pending_here, run as _run_deferred
 from rpcsvc import auth, wire, xdr
 from rpcsvc.drc import DROP, HIT, DuplicateRequestCache
 from rpcsvc.program import Program, Reply, Request, RpcAuthError, RpcError
@@ -370,6 +371,7 @@ class RpcService:
     # ---- the call path (stage thread) -------------------------------------------------
 
     def _execute(self, req: Request) -> None:
+        pending = _pending_here()
         try:
             reply = self._run(req)
             if req._drc_entry is not None:
@@ -377,6 +379,8 @@ class RpcService:
             req._conn.send_reply(reply, req.peer)
         finally:
             self._finished(req)
+        if pending:
+            _run_deferred(pending)
 
     def _keep_reply(self, req: Request, reply: list) -> list:
         """The duplicate request cache keeps the reply of a non-idempotent call."""

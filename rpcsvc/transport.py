@@ -43,6 +43,7 @@ from collections import deque
 
 from event.errors import EventPoolError
 from glusterfsd import log as gflog
+from glusterfsd.after_reply import pending_here as _pending_here, run as _run_deferred
 from rpcsvc.record import HEADER_SIZE, LAST_FRAGMENT, FramingError, RecordAssembler
 
 logger = gflog.get_logger("rpcsvc")
@@ -227,6 +228,7 @@ class TcpConnection(Transport):
             pass
 
     def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
+        pending = _pending_here()
         with self._rlock:
             if self.closed:
                 return
@@ -238,6 +240,8 @@ class TcpConnection(Transport):
                 self._read()
             elif poll_err:
                 self.close()
+        if pending:     # the replies are out; the next call waits in the socket until done
+            _run_deferred(pending)
 
     def _read(self) -> None:
         """Read and dispatch until EAGAIN, or a short read that brought at
@@ -510,6 +514,14 @@ class UdpEndpoint(Transport):
     kind = "udp"
 
     def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
+        pending = _pending_here()
+        try:
+            self._receive(poll_in, poll_err)
+        finally:
+            if pending:
+                _run_deferred(pending)
+
+    def _receive(self, poll_in, poll_err) -> None:
         with self._rlock:
             if self.closed or not (poll_in or poll_err):
                 return

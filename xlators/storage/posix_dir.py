@@ -182,7 +182,7 @@ class DirFops(PosixCore):
                 name, d_off, d_ino, d_type = record
                 if at_root and name == HIDDEN_DIR:
                     continue
-                cost = fixed + len(name)
+                cost = fixed + ((len(name) + 3) & ~3)     # XDR pads names to 4 bytes
                 if entries and used + cost > size:
                     at = records.index(record)
                     return entries, (records[at - 1][1] if at else before, records[at:])
