@@ -160,8 +160,14 @@ class Transport:
             self.shutdown()
 
     def pause(self) -> None:
-        """Stop reading for good (drain); replies still go out."""
-        with self._lock:
+        """Stop reading for good (drain); replies still go out.
+
+        Taken under the handler's `_rlock` too: an event thread may be between
+        reading a call and counting it in flight (`RpcService._on_record`), and
+        `drain` must not find nothing in flight before that call is counted (it
+        would then half-close, and the call's reply would never leave: a CREATE
+        done, its client told the connection ended)."""
+        with self._rlock, self._lock:
             self.paused = True
             self._select(0, -1)
 

@@ -277,3 +277,36 @@ def test_send_record_of_more_buffers_than_iov_max_goes_out_in_rounds(pair):
     pieces = [bytes([i % 251]) for i in range(transport.IOV_MAX + 10)]
     assert conn.send_reply(pieces) is True
     assert sock.calls == 2 and bytes(sock.data) == frame(b"".join(pieces))
+
+
+def test_pause_waits_for_a_call_being_read_to_be_handed_on(pair):
+    """A graceful stop pauses every connection, then waits until nothing is in
+    flight.  A call an event thread has read but not yet counted in flight must
+    be counted before pause returns, or the stop half-closes the connection
+    under it and its reply never leaves (its CREATE done, its client told the
+    connection ended)."""
+    import threading
+    server, client = pair
+    reading, release = threading.Event(), threading.Event()
+
+    def hold_the_call(handled):
+        reading.set()
+        release.wait(10)
+
+    conn = _connection(_Service(hold_the_call), server)
+    client.sendall(frame(call_msg(7)))
+    handler = threading.Thread(target=conn._on_event, args=(server.fileno(), 0, 0, None,
+                                                             True, False, False))
+    handler.start()
+    assert reading.wait(10)
+    pauser = threading.Thread(target=conn.pause)
+    pauser.start()
+    pauser.join(0.3)
+    assert pauser.is_alive()        # the call is still between read and hand-off
+    release.set()
+    handler.join(10)
+    pauser.join(10)
+    assert not pauser.is_alive() and conn.paused
+    client.sendall(frame(call_msg(8)))
+    conn._on_event(server.fileno(), 0, 0, None, True, False, False)
+    assert conn.svc.records == [call_msg(7)]         # nothing read once paused
