@@ -50,6 +50,7 @@ import struct
 from contextlib import closing
 from os import major as os_major, minor as os_minor
 
+from glusterfsd import after_reply
 from glusterfsd.stat_dirent import StatDirent
 from glusterfsd.xlator import IA_DIR, gfid_to_ino
 from nfs.nfs3_attrs import FATTR3_FORMAT, N, ino32
@@ -356,11 +357,21 @@ def proc_readdirplus(nfs, req, args):
                         or dir_used + DIR_INFO_FIXED + 4 > dircount):
                     break
     finally:
-        directory.inodes.link_children(directory.gfid, seen)
+        _link_after_reply(directory.inodes, directory.gfid, seen)
     if not out and not eof:
         raise nfs.fail(N.NFS3ERR_TOOSMALL, req, directory, "dir_attributes",
                        f"maxcount {args.maxcount} cannot hold the next entry")
     return plus_reply(mapper, nfs.stat_or_none(req, directory), verf, out, eof)
+
+
+def _link_after_reply(inodes, parent: bytes, seen: list) -> None:
+    """Record a reply's entries in the inode table once the reply is out
+    (glusterfsd.after_reply): ~2 µs an entry, ~80 µs of every 8 KiB reply, that
+    the client need not wait for.  Nothing depends on it being there sooner:
+    the client cannot use a handle before it has the reply, and a handle the
+    table does not know yet is resolved through the storage."""
+    if not after_reply.defer(lambda: inodes.link_children(parent, seen)):
+        inodes.link_children(parent, seen)
 
 
 PROCS = {"READDIR": proc_readdir, "READDIRPLUS": proc_readdirplus}
