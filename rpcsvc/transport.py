@@ -235,6 +235,13 @@ class TcpConnection(Transport):
 
     def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
         pending = _pending_here()
+        try:
+            self._handle(poll_in, poll_out, poll_err)
+        finally:
+            if pending:     # the replies are out; the next call waits in the socket
+                _run_deferred(pending)
+
+    def _handle(self, poll_in, poll_out, poll_err) -> None:
         with self._rlock:
             if self.closed:
                 return
@@ -246,8 +253,6 @@ class TcpConnection(Transport):
                 self._read()
             elif poll_err:
                 self.close()
-        if pending:     # the replies are out; the next call waits in the socket until done
-            _run_deferred(pending)
 
     def _read(self) -> None:
         """Read and dispatch until EAGAIN, or a short read that brought at
@@ -522,12 +527,12 @@ class UdpEndpoint(Transport):
     def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
         pending = _pending_here()
         try:
-            self._receive(poll_in, poll_err)
+            self._handle(poll_in, poll_err)
         finally:
             if pending:
                 _run_deferred(pending)
 
-    def _receive(self, poll_in, poll_err) -> None:
+    def _handle(self, poll_in, poll_err) -> None:
         with self._rlock:
             if self.closed or not (poll_in or poll_err):
                 return
