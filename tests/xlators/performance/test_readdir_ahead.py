@@ -38,6 +38,15 @@ def serving_thread():
     return after_reply.pending_here()
 
 
+def one_call(xl, caller, gfid, cookie, size=SIZE):
+    """(entries, eof) of one call as the NFS layer makes it: opendir, readdirp, release."""
+    fd = xl.opendir(caller, gfid)
+    try:
+        return xl.readdirp(caller, fd, cookie, size)
+    finally:
+        xl.release(fd)
+
+
 def list_in_calls(xl, gfid, caller=ROOT, between=None, size=SIZE, take=None) -> dict:
     """{name: Dirent} of a whole listing made as a client makes it: one
     opendir/readdirp/release per call, the deferred work run after each
@@ -47,11 +56,7 @@ def list_in_calls(xl, gfid, caller=ROOT, between=None, size=SIZE, take=None) -> 
     pending = serving_thread()
     out, cookie = {}, 0
     for calls in range(1, 1000):
-        fd = xl.opendir(caller, gfid)
-        try:
-            entries, eof = xl.readdirp(caller, fd, cookie, size)
-        finally:
-            xl.release(fd)
+        entries, eof = one_call(xl, caller, gfid, cookie, size)
         after_reply.run(pending)
         if take is not None and len(entries) > take:
             entries, eof = entries[:take], False
@@ -67,12 +72,8 @@ def list_in_calls(xl, gfid, caller=ROOT, between=None, size=SIZE, take=None) -> 
 def in_second_call(store, gfid) -> bytes:
     """A file name the second call of a listing brings (the order is the
     directory's, not the names')."""
-    fd = store.opendir(ROOT, gfid)
-    try:
-        first, _ = store.readdirp(ROOT, fd, 0, SIZE)
-        second, _ = store.readdirp(ROOT, fd, first[-1].cookie, SIZE)
-    finally:
-        store.release(fd)
+    first, _ = one_call(store, ROOT, gfid, 0)
+    second, _ = one_call(store, ROOT, gfid, first[-1].cookie)
     return next(entry.name for entry in second if entry.name.startswith(b"f"))
 
 
@@ -167,14 +168,10 @@ def test_a_batch_is_only_for_the_credentials_it_was_made_with(stack):
     rda, store, gfid = stack
     other = Caller(1000, 1000, (1000,))
     pending = serving_thread()
-    fd = rda.opendir(ROOT, gfid)
-    entries, eof = rda.readdirp(ROOT, fd, 0, SIZE)
-    rda.release(fd)
+    entries, eof = one_call(rda, ROOT, gfid, 0)
     after_reply.run(pending)                 # made ahead for root
     assert not eof and rda.counts["made"] == 1
-    fd = rda.opendir(other, gfid)
-    theirs, _ = rda.readdirp(other, fd, entries[-1].cookie, SIZE)
-    rda.release(fd)
+    theirs, _ = one_call(rda, other, gfid, entries[-1].cookie)
     assert rda.counts["used"] == 0 and rda.counts["missed"] == 1
     assert theirs and theirs[0].name not in {e.name for e in entries}
 
@@ -211,9 +208,7 @@ def test_a_batch_that_fails_is_not_kept_and_the_call_answers_the_error(stack):
     rda, store, gfid = stack
     user = Caller(1000, 1000, (1000,))
     pending = serving_thread()
-    fd = rda.opendir(user, gfid)
-    entries, _ = rda.readdirp(user, fd, 0, SIZE)
-    rda.release(fd)
+    one_call(rda, user, gfid, 0)
     reset_thread()          # the fops left uid 1000's fsuid on this thread
     os.chmod(os.path.join(store.directory, "d"), 0o700)     # owned by root: 1000 is out
     after_reply.run(pending)
@@ -228,9 +223,7 @@ def test_off_a_serving_thread_nothing_is_made_ahead(stack):
     got = []
 
     def list_once():        # a fresh thread: after_reply.pending_here never called on it
-        fd = rda.opendir(ROOT, gfid)
-        got.append(rda.readdirp(ROOT, fd, 0, SIZE))
-        rda.release(fd)
+        got.append(one_call(rda, ROOT, gfid, 0))
     thread = threading.Thread(target=list_once)
     thread.start()
     thread.join()
