@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks import environment
 from benchmarks import fio as fiolib
-from benchmarks.jobs import select_jobs
+from benchmarks.jobs import cpu_metric, select_jobs
 from benchmarks.runner import RunConfig, Runner, run_id
 from benchmarks.servers import GaneshaServer, OursServer
 from benchmarks.stats import summarize
@@ -100,8 +100,10 @@ def settings_differing(ours_options: list[str] | None = None) -> dict:
 
 def build_document(config: RunConfig, runner: Runner, started: datetime,
                    elapsed_s: float, fio_version: str, rid: str) -> dict:
-    rows = summarize(runner.runs, [job.name for job in config.jobs])
+    names = [job.name for job in config.jobs]
+    rows = summarize(runner.runs, names)
     summary = [row.as_dict() for row in rows]
+    server_cpu = [row.as_dict() for row in summarize(runner.runs, names, cpu_metric)]
     targets = evaluate(rows, runner.rss_peak_mib.get("ours"))
     return {
         "schema": 1, "run_id": rid, "mode": "quick" if config.quick else "full",
@@ -110,6 +112,7 @@ def build_document(config: RunConfig, runner: Runner, started: datetime,
         "jobs": [job.name for job in config.jobs],
         "machine": environment.machine_info(), "versions": environment.versions(fio_version),
         "settings": settings_differing(config.ours_options), "summary": summary, "targets": targets,
+        "server_cpu": server_cpu,
         "rss_peak_mib": runner.rss_peak_mib, "rss_by_process": runner.rss_by_process,
         "populate": runner.populate, "server_logs": runner.server_logs, "runs": runner.runs,
     }

@@ -29,6 +29,11 @@ BW = Metric("bw_mib_s", "bandwidth", "MiB/s")
 IOPS = Metric("iops", "IOPS", "IOPS")
 META_OPS = Metric("meta_ops_s", "create+stat+remove", "ops/s")
 LS_TIME = Metric("ls_s", "ls -l", "s", higher_is_better=False)
+# What the server's process tree spent (user + system) on the job itself: CPU time is far
+# less moved by other load on a shared machine than wall time, and for the same work a
+# lower figure means a more efficient server (see `cpu_metric`).
+CPU_PER_IO = Metric("server_cpu_us_per_io", "server CPU per I/O", "µs", higher_is_better=False)
+CPU_PER_JOB = Metric("server_cpu_s", "server CPU for the job", "s", higher_is_better=False)
 
 
 @dataclass(frozen=True)
@@ -121,3 +126,9 @@ def select_jobs(names: str | None) -> list[FioJob | MetadataJob]:
 
 def job_metrics(job: FioJob | MetadataJob) -> tuple[Metric, ...]:
     return job.metrics if isinstance(job, MetadataJob) else (job.metric,)
+
+
+def cpu_metric(job: FioJob | MetadataJob) -> tuple[Metric, ...]:
+    """The server-CPU figure of a job: per I/O for fio (a timed job does more I/O on a
+    faster server), for the whole job where both servers do the same work (metadata)."""
+    return (CPU_PER_JOB,) if isinstance(job, MetadataJob) else (CPU_PER_IO,)

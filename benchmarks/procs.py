@@ -118,6 +118,20 @@ def wait_until(predicate, timeout_s: float, what: str, proc: subprocess.Popen | 
     raise TimeoutError(f"{what}: not ready after {timeout_s:.0f} s")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants so far (a
+    descendant that exited in between takes its seconds with it: read it before and
+    after a job that keeps its processes, as a server does)."""
+    total = 0.0
+    for proc in [psutil.Process(pid)] + descendants(pid):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 class RssSampler:
     """Samples the resident set size of a server's process tree; keeps each pid's peak.
 

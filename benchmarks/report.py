@@ -58,6 +58,21 @@ def results_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(rows: list[dict]) -> str:
+    """Server CPU for the work of each job (medians), and how many times less ours
+    used (> 1.0x: ours used less).  Less moved by a busy host than the wall times."""
+    lines = ["| job | server CPU | ours | Ganesha | ours vs Ganesha |", "|---|---|---:|---:|---:|"]
+    for row in rows:
+        if not row.get("median"):
+            continue
+        job = JOBS_BY_NAME.get(row["job"])
+        title = job.title if job is not None else row["job"]
+        what = "per I/O, µs" if row["metric"] == "server_cpu_us_per_io" else "whole job, s"
+        lines.append(f"| {title} | {what} | {_cell(row, 'ours')} | {_cell(row, 'ganesha')} | "
+                     f"{format_ratio(row.get('ratio_ours_vs_ganesha'))} |")
+    return "\n".join(lines)
+
+
 def targets_table(targets: list[dict]) -> str:
     lines = ["| target | measured | met |", "|---|---:|:---:|"]
     for target in targets:
@@ -87,6 +102,10 @@ def render_markdown(doc: dict, chart_name: str | None = None) -> str:
              results_table(doc["summary"]), ""]
     if chart_name:
         parts += [f"![ours vs Ganesha vs local]({chart_name})", ""]
+    if any(row.get("median") for row in doc.get("server_cpu", [])):
+        parts += ["## Server CPU", "",
+                  "User and system CPU of each server's processes while the client ran the "
+                  "job (psutil, before and after).", "", cpu_table(doc["server_cpu"]), ""]
     parts += ["## Targets", "", targets_table(doc["targets"]), ""]
     rss = doc.get("rss_peak_mib", {})
     if rss:
@@ -152,5 +171,8 @@ def update_readme(readme: Path, doc: dict, md_rel: str, chart_rel: str | None) -
             results_table(doc["summary"]), ""]
     if chart_rel:
         body += [f"![ours vs Ganesha vs local]({chart_rel})", ""]
+    if any(row.get("median") for row in doc.get("server_cpu", [])):
+        body += ["Server CPU for the same work (> 1.0x: ours used less):", "",
+                 cpu_table(doc["server_cpu"]), ""]
     body += [targets_table(doc["targets"]), "", README_END]
     readme.write_text(pattern.sub(lambda _m: "\n".join(body), text))

@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
+
 from benchmarks import fio as fiolib
 from benchmarks import procs
 from benchmarks.jobs import FILE_NAME, FioJob, MetadataJob
-from benchmarks.servers import REPO_ROOT, GaneshaServer, NfsServer, OursServer, Rpcbind
+from benchmarks.servers import (REPO_ROOT, GaneshaServer, NfsServer, OursServer, Rpcbind,
+                                ServerError)
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 METADATA_TIMEOUT_S = 900       # 10 000 x 3 calls at a slow 50 calls/s still fit
@@ -176,22 +179,33 @@ class Runner:
         else:
             argv = fiolib.fio_argv(self.config.fio, job, quick,
                                    directory=str(self.config.workdir / "local"))
+        cpu_before = _server_cpu(server)
         result = procs.run_bounded(argv, fiolib.timeout_for(job, quick))
+        cpu = _cpu_since(server, cpu_before)
         if result.returncode != 0:
             raise fiolib.FioError(f"fio exited with status {result.returncode}: "
                                   f"{result.stderr.strip()[-500:]}")
-        figures = fiolib.parse_fio_output(result.stdout, job, quick, result.stderr).as_dict()
+        parsed = fiolib.parse_fio_output(result.stdout, job, quick, result.stderr)
+        figures = parsed.as_dict()
         figures["wall_s"] = result.wall_s
+        ios = parsed.iops * parsed.runtime_ms / 1000
+        if cpu is not None and ios > 0:
+            figures["server_cpu_s"] = cpu
+            figures["server_cpu_us_per_io"] = cpu / ios * 1e6
         return figures
 
     def _metadata(self, job: MetadataJob, server: NfsServer | None) -> dict:
         if server is None:
             raise ValueError("the metadata job needs an NFS server")
         self.populate_big_dir(job, server)
+        cpu_before = _server_cpu(server)
         result = procs.run_bounded(self._metadata_argv(job, server), METADATA_TIMEOUT_S,
                                    cwd=str(REPO_ROOT))
+        cpu = _cpu_since(server, cpu_before)
         figures = _metadata_json(result)
         figures["wall_s"] = result.wall_s
+        if cpu is not None:
+            figures["server_cpu_s"] = cpu
         return figures
 
     def _metadata_argv(self, job: MetadataJob, server: NfsServer) -> list[str]:
@@ -211,6 +225,23 @@ class Runner:
 
     def _record(self, server: str, round_no: int, job: str, **what) -> None:
         self.runs.append({"server": server, "round": round_no, "job": job, **what})
+
+
+def _server_cpu(server: NfsServer | None) -> float | None:
+    """The server tree's CPU seconds so far; None without a server (the local runs)
+    or when they cannot be read."""
+    if server is None:
+        return None
+    try:
+        return procs.tree_cpu_s(server.pid)
+    except (psutil.Error, ServerError):
+        return None
+
+
+def _cpu_since(server: NfsServer | None, before: float | None) -> float | None:
+    """The server tree's CPU seconds since `before` (None if either reading failed)."""
+    now = _server_cpu(server)
+    return None if now is None or before is None else now - before
 
 
 def _metadata_json(result: procs.RunResult) -> dict:

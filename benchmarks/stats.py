@@ -55,8 +55,10 @@ class SummaryRow:
                 "ratio_ours_vs_ganesha": self.ratio}
 
 
-def summarize(runs: list[dict], job_names: list[str] | None = None) -> list[SummaryRow]:
-    """Rows for every (job, metric) in canonical job order, from the per-run records.
+def summarize(runs: list[dict], job_names: list[str] | None = None,
+              metrics_of=job_metrics) -> list[SummaryRow]:
+    """Rows for every (job, metric) in canonical job order, from the per-run records
+    (`metrics_of(job)`: which figures; the measured ones by default).
 
     A run record is {"server", "round", "job", "figures": {...}} or, when the run
     failed, {"server", "round", "job", "error": "..."}; failures are counted, not
@@ -67,7 +69,7 @@ def summarize(runs: list[dict], job_names: list[str] | None = None) -> list[Summ
     for job in ALL_JOBS:
         if job.name not in names:
             continue
-        for metric in job_metrics(job):
+        for metric in metrics_of(job):
             values: dict[str, list[float]] = {}
             errors: dict[str, int] = {}
             for run in runs:

@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from benchmarks.procs import (RssSampler, RunTimeout, pid_alive, run_bounded, stop_tree,
-                              wait_until)
+                              tree_cpu_s, wait_until)
 
 # A parent that starts a child in a new session (like fio's job processes), prints the
 # child's pid, then both sleep.
@@ -77,6 +77,27 @@ def test_rss_sampler_sees_a_child_and_stops_its_thread():
         assert not sampler._thread.is_alive()
         [(title, mib)] = sampler.peaks_by_title().items()
         assert "bytearray" in title and mib >= 40
+    finally:
+        stop_tree(proc.pid, grace_s=2)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_tree_cpu_counts_a_busy_grandchild_and_not_an_idle_tree():
+    """The server's CPU is its whole tree's (our master forks workers)."""
+    code = ("import subprocess, sys, time; "
+            "child = subprocess.Popen([sys.executable, '-c', "
+            "'import time\\nend = time.process_time() + 0.6\\nwhile time.process_time() < end: pass\\n"
+            "print(1, flush=True)\\ntime.sleep(60)'], stdout=subprocess.PIPE, text=True); "
+            "child.stdout.readline(); print('busy done', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        before = tree_cpu_s(proc.pid)
+        assert proc.stdout.readline() == "busy done\n"
+        spent = tree_cpu_s(proc.pid) - before
+        assert spent >= 0.5, spent
+        time.sleep(0.3)
+        assert tree_cpu_s(proc.pid) - tree_cpu_s(proc.pid) < 0.05    # idle now
     finally:
         stop_tree(proc.pid, grace_s=2)
         proc.wait(timeout=10)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from benchmarks.report import (README_END, README_START, format_ratio, format_value,
+from benchmarks.report import (README_END, README_START, cpu_table, format_ratio, format_value,
                                render_markdown, results_table, targets_table, update_readme,
                                write_results)
 from benchmarks.stats import summarize
@@ -106,3 +106,25 @@ def test_markdown_lists_skipped_runs_and_server_logs():
     assert "## Skipped runs" in text
     assert "round 1, local, seqread-cold: cannot drop the page cache" in text
     assert "ganesha `/var/tmp/bench/run-ganesha/ganesha.log`" in text
+
+
+def test_server_cpu_table_in_the_markdown_and_the_readme(tmp_path):
+    from benchmarks.jobs import cpu_metric
+    runs = [{"server": "ours", "round": 1, "job": "randread",
+             "figures": {"iops": 10.0, "server_cpu_us_per_io": 40.0}},
+            {"server": "ganesha", "round": 1, "job": "randread",
+             "figures": {"iops": 20.0, "server_cpu_us_per_io": 20.0}},
+            {"server": "ours", "round": 1, "job": "metadata",
+             "figures": {"meta_ops_s": 1.0, "ls_s": 1.0, "server_cpu_s": 30.0}},
+            {"server": "ganesha", "round": 1, "job": "metadata", "error": "timed out"}]
+    rows = [r.as_dict() for r in summarize(runs, ["randread", "metadata"], cpu_metric)]
+    table = cpu_table(rows).splitlines()
+    assert "| per I/O, µs | 40.0 | 20.0 | 0.50x |" in table[2]
+    assert "| whole job, s | 30.000 | — (1 failed) | — |" in table[3]
+    doc = {**make_doc(), "server_cpu": rows}
+    assert "## Server CPU" in render_markdown(doc) and table[2] in render_markdown(doc)
+    assert "## Server CPU" not in render_markdown(make_doc())     # older runs had none
+    readme = tmp_path / "README.md"
+    readme.write_text(f"top\n{README_START}\nold\n{README_END}\n")
+    update_readme(readme, doc, "results/x.md", None)
+    assert table[2] in readme.read_text()

@@ -59,3 +59,17 @@ def test_summarize_metadata_has_two_metrics_with_time_inverted():
 def test_unknown_server_in_a_record_is_an_error():
     with pytest.raises(ValueError, match="unknown server"):
         summarize([run("kernel", 1, "seqwrite", bw_mib_s=1.0)], ["seqwrite"])
+
+
+def test_summarize_server_cpu_per_io_and_per_job_lower_is_better():
+    from benchmarks.jobs import cpu_metric
+    runs = [run("ours", 1, "randread", iops=10.0, server_cpu_us_per_io=40.0, server_cpu_s=1.2),
+            run("ganesha", 1, "randread", iops=20.0, server_cpu_us_per_io=20.0),
+            run("local", 1, "randread", iops=99.0),
+            run("ours", 1, "metadata", meta_ops_s=1.0, ls_s=1.0, server_cpu_s=30.0),
+            run("ganesha", 1, "metadata", meta_ops_s=2.0, ls_s=0.5, server_cpu_s=6.0)]
+    rows = summarize(runs, ["randread", "metadata"], cpu_metric)
+    assert [(r.job, r.metric.key) for r in rows] == [("randread", "server_cpu_us_per_io"),
+                                                     ("metadata", "server_cpu_s")]
+    assert rows[0].values == {"ours": [40.0], "ganesha": [20.0]}    # local: no server
+    assert rows[0].ratio == 0.5 and rows[1].ratio == pytest.approx(0.2)
