@@ -18,7 +18,7 @@ Why this design rather than kernel file handles (name_to_handle_at):
 2. Kernel handles are inode number + generation.  Copying the export
    elsewhere (rsync -aHX, restore from backup) keeps xattrs and hard links
    but invalidates every stored handle; this index survives it, and heals
-   from the xattrs on lookup when it does not.
+   from the xattrs on lookup when it does not (`index_heal`).
 3. It needs no exportable file system and no CAP_DAC_READ_SEARCH, so it
    also works unprivileged.
 
@@ -61,6 +61,7 @@ from xlators.storage.gfid_layout import (BUCKET_LEN, GFID_XATTR, GFID_XATTR_FALL
                                          parse_dir_link, proc_path, stale)
 from xlators.storage import index_dirs
 from xlators.storage.identity import Identity
+from xlators.storage.index_heal import IndexHeal
 from xlators.storage.metadata_sync import fsync_dir_at
 from xlators.storage.verified_memo import VerifiedMemo, key_of
 
@@ -80,7 +81,7 @@ def _obj_of(gfid: bytes, fd: int) -> Obj:
         raise
 
 
-class GfidIndex:
+class GfidIndex(IndexHeal):
     """Resolves gfids to objects and keeps the `.glusterfs` tree in step."""
 
     def __init__(self, directory: str, identity: Identity, dir_cache_size: int = 1024,
@@ -527,88 +528,9 @@ class GfidIndex:
         if self.drop_if_unlinked(gfid):
             self.orphans_removed += 1
 
-    def heal(self, obj: Obj, parent: bytes, name: bytes) -> bytes:
-        """Make sure an object found by name has a gfid and a correct index
-        entry (objects created behind the server's back, renamed directories,
-        copies that carried another object's gfid).  Returns its gfid."""
-        if self.trusted:  # trusted.* reads need CAP_SYS_ADMIN, which callers keep
-            gfid = self.read_gfid(obj.fd)
-        else:
-            with self.identity.as_root():
-                gfid = self.read_gfid(obj.fd)
-        key = key_of(obj, parent, name)
-        if gfid is not None and self._memo.holds(gfid, key):
-            obj.gfid = gfid
-            return gfid
-        with self.identity.as_root():
-            for _ in range(3):
-                gfid = self.read_gfid(obj.fd)
-                if gfid is None:
-                    gfid = self.assign(obj.fd)
-                    self.healed += 1
-                if gfid == ROOT_GFID:
-                    raise OSError(errno.EIO, f"'{name.decode(errors='replace')}' claims the root gfid")
-                with self.locked(gfid):
-                    state = self._entry_state(gfid, obj, dir_link_text(parent, name))
-                    if state == "other":  # a copy carrying a live object's gfid
-                        os.setxattr(obj.proc, self.xattr, new_gfid(), os.XATTR_REPLACE)
-                        self.healed += 1
-                        continue  # file the new gfid on the next pass
-                    if state != "ours":
-                        self._file_entry(obj, gfid, parent, name)
-                        self.healed += 1
-                    self._memo.note(gfid, key_of(obj, parent, name))
-                obj.gfid = gfid
-                return gfid
-        raise OSError(errno.EIO, f"cannot give '{name.decode(errors='replace')}' a gfid of its own")
-
     def note_new(self, obj: Obj, parent: bytes, name: bytes) -> None:
         """An object this server just created and filed: its entry is correct."""
         self._memo.note(obj.gfid, key_of(obj, parent, name))
-
-    def _entry_state(self, gfid: bytes, obj: Obj, wanted: bytes) -> str:
-        """How gfid's index entry relates to obj: 'missing', 'ours' (correct),
-        'stale' (names nothing alive, or obj before a rename), 'other' (another
-        live object holds the gfid)."""
-        path = entry_path(gfid)
-        try:
-            st = os.stat(path, dir_fd=self.index_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return "missing"
-        is_dir_link = statmod.S_ISLNK(st.st_mode) and \
-            self._read_gfid_path(self._index_proc(path), follow=False) != gfid
-        if not is_dir_link:
-            if (st.st_ino, st.st_dev) == (obj.st.st_ino, obj.st.st_dev):
-                return "ours"
-            return "other" if st.st_nlink > 1 else "stale"
-        if obj.is_dir and os.readlink(path, dir_fd=self.index_fd) == wanted:
-            return "ours"
-        try:
-            other = self._walk(gfid)
-        except OSError:
-            return "stale"
-        try:
-            other_st = os.fstat(other)
-        finally:
-            os.close(other)
-        if (other_st.st_ino, other_st.st_dev) == (obj.st.st_ino, obj.st.st_dev):
-            return "stale"  # ours, but the link text is out of date
-        return "other"
-
-    def _file_entry(self, obj: Obj, gfid: bytes, parent: bytes, name: bytes) -> None:
-        """Write obj's entry, replacing whatever stale entry is there."""
-        self._dirs.forget(gfid)
-        if obj.is_dir:
-            self._write_dir_link(gfid, dir_link_text(parent, name), durable=False)
-            return
-        self._mkdirs_for(gfid, durable=False)
-        path = entry_path(gfid)
-        temp = path + b".%d.tmp" % threading.get_ident()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=self.index_fd)
-        os.link(obj.proc, temp, dst_dir_fd=self.index_fd, follow_symlinks=True)
-        os.rename(temp, path, src_dir_fd=self.index_fd, dst_dir_fd=self.index_fd)
-        obj.st = os.fstat(obj.fd)
 
     def _index_proc(self, path: bytes) -> bytes:
         return proc_path(self.index_fd) + b"/" + path
