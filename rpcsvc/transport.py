@@ -159,6 +159,21 @@ class Transport:
         if finish:
             self.shutdown()
 
+    def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
+        """The event pool's handler: `_handle` the event, then run the work its
+        calls deferred (glusterfsd.after_reply): the replies are out, and the
+        connection's next call waits in the socket until it is done."""
+        pending = _pending_here()
+        try:
+            self._handle(poll_in, poll_out, poll_err)
+        finally:
+            if pending:
+                _run_deferred(pending)
+
+    def _handle(self, poll_in, poll_out, poll_err) -> None:
+        """Read, write or close as the event says (each transport its own way)."""
+        raise NotImplementedError
+
     def pause(self) -> None:
         """Stop reading for good (drain); replies still go out.
 
@@ -232,14 +247,6 @@ class TcpConnection(Transport):
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-
-    def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
-        pending = _pending_here()
-        try:
-            self._handle(poll_in, poll_out, poll_err)
-        finally:
-            if pending:     # the replies are out; the next call waits in the socket
-                _run_deferred(pending)
 
     def _handle(self, poll_in, poll_out, poll_err) -> None:
         with self._rlock:
@@ -524,15 +531,7 @@ class TcpConnection(Transport):
 class UdpEndpoint(Transport):
     kind = "udp"
 
-    def _on_event(self, fd, idx, gen, data, poll_in, poll_out, poll_err) -> None:
-        pending = _pending_here()
-        try:
-            self._handle(poll_in, poll_err)
-        finally:
-            if pending:
-                _run_deferred(pending)
-
-    def _handle(self, poll_in, poll_err) -> None:
+    def _handle(self, poll_in, poll_out, poll_err) -> None:
         with self._rlock:
             if self.closed or not (poll_in or poll_err):
                 return
