@@ -164,9 +164,7 @@ class ReaddirAhead(Xlator):
         """Remember `batch` as the listing's handed-out one, and have the one after
         it made once the reply is out (nothing is kept past the end)."""
         with self._lock:
-            listing = self._listings.pop(key, None)
-            if listing is not None and listing.ahead is not None:
-                self._held -= listing.ahead.size
+            self._forget_locked(key)
             self._expire(time.monotonic())
             if batch.eof or not batch.entries:
                 return
@@ -183,9 +181,13 @@ class ReaddirAhead(Xlator):
             key, listing = next(iter(listings.items()))
             if len(listings) < MAX_HELD and now - listing.handed.made_at <= MAX_AGE:
                 return
-            del listings[key]
-            if listing.ahead is not None:
-                self._held -= listing.ahead.size
+            self._forget_locked(key)
+
+    def _forget_locked(self, key) -> None:
+        """Drop a listing and the bytes of its batch made ahead (under the lock)."""
+        listing = self._listings.pop(key, None)
+        if listing is not None and listing.ahead is not None:
+            self._held -= listing.ahead.size
 
     def _make(self, key, cookie: int) -> None:
         """Make the batch after `cookie` as the listing's caller and hold it as
