@@ -73,6 +73,11 @@ def cpu_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _has_server_cpu(doc: dict) -> bool:
+    """Whether the run measured any server CPU (runs before it was read had none)."""
+    return any(row.get("median") for row in doc.get("server_cpu", []))
+
+
 def targets_table(targets: list[dict]) -> str:
     lines = ["| target | measured | met |", "|---|---:|:---:|"]
     for target in targets:
@@ -102,7 +107,7 @@ def render_markdown(doc: dict, chart_name: str | None = None) -> str:
              results_table(doc["summary"]), ""]
     if chart_name:
         parts += [f"![ours vs Ganesha vs local]({chart_name})", ""]
-    if any(row.get("median") for row in doc.get("server_cpu", [])):
+    if _has_server_cpu(doc):
         parts += ["## Server CPU", "",
                   "User and system CPU of each server's processes while the client ran the "
                   "job (psutil, before and after).", "", cpu_table(doc["server_cpu"]), ""]
@@ -171,7 +176,7 @@ def update_readme(readme: Path, doc: dict, md_rel: str, chart_rel: str | None) -
             results_table(doc["summary"]), ""]
     if chart_rel:
         body += [f"![ours vs Ganesha vs local]({chart_rel})", ""]
-    if any(row.get("median") for row in doc.get("server_cpu", [])):
+    if _has_server_cpu(doc):
         body += ["Server CPU for the same work (> 1.0x: ours used less):", "",
                  cpu_table(doc["server_cpu"]), ""]
     body += [targets_table(doc["targets"]), "", README_END]
