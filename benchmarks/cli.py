@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks import environment
 from benchmarks import fio as fiolib
+from benchmarks.host import export_file_system
 from benchmarks.jobs import cpu_metric, select_jobs
 from benchmarks.runner import RunConfig, Runner, run_id
 from benchmarks.servers import GaneshaServer, OursServer
@@ -110,7 +111,9 @@ def build_document(config: RunConfig, runner: Runner, started: datetime,
         "started": started.isoformat(timespec="seconds"), "elapsed_s": round(elapsed_s, 1),
         "rounds": config.rounds, "servers": list(config.servers), "local": config.local,
         "jobs": [job.name for job in config.jobs],
-        "machine": environment.machine_info(), "versions": environment.versions(fio_version),
+        "machine": {**environment.machine_info(),
+                    "export_fs": export_file_system(str(config.workdir))},
+        "versions": environment.versions(fio_version),
         "settings": settings_differing(config.ours_options), "summary": summary, "targets": targets,
         "server_cpu": server_cpu,
         "rss_peak_mib": runner.rss_peak_mib, "rss_by_process": runner.rss_by_process,

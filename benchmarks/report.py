@@ -73,6 +73,31 @@ def cpu_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def steal_table(runs: list[dict]) -> str:
+    """The host's CPU steal (%) while each job ran, round by round, per server: a
+    round with much steal measured the host's neighbours more than the server."""
+    by_job: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        steal = (run.get("figures") or {}).get("host_steal_pct")
+        if steal is not None:
+            by_job.setdefault(run["job"], {}).setdefault(run["server"], []).append(
+                f"{steal:.0f}")
+    servers = [s for s in ("ours", "ganesha", "local")
+               if any(s in cells for cells in by_job.values())]
+    names = {"ours": "ours", "ganesha": "Ganesha", "local": "local (psync)"}
+    lines = ["| job | " + " | ".join(names[s] for s in servers) + " |",
+             "|---|" + "---:|" * len(servers)]
+    for job, cells in by_job.items():
+        title = JOBS_BY_NAME[job].title if job in JOBS_BY_NAME else job
+        lines.append(f"| {title} | " + " | ".join(" / ".join(cells.get(s, [DASH]))
+                                                  for s in servers) + " |")
+    return "\n".join(lines)
+
+
+def _has_steal(doc: dict) -> bool:
+    return any("host_steal_pct" in (run.get("figures") or {}) for run in doc.get("runs", []))
+
+
 def _has_server_cpu(doc: dict) -> bool:
     """Whether the run measured any server CPU (runs before it was read had none)."""
     return any(row.get("median") for row in doc.get("server_cpu", []))
@@ -111,6 +136,11 @@ def render_markdown(doc: dict, chart_name: str | None = None) -> str:
         parts += ["## Server CPU", "",
                   "User and system CPU of each server's processes while the client ran the "
                   "job (psutil, before and after).", "", cpu_table(doc["server_cpu"]), ""]
+    if _has_steal(doc):
+        parts += ["## Host CPU steal", "",
+                  "Percent of all CPU time the hypervisor gave to other guests while each "
+                  "job ran, rounds in order (see benchmarks/host.py).", "",
+                  steal_table(doc["runs"]), ""]
     parts += ["## Targets", "", targets_table(doc["targets"]), ""]
     rss = doc.get("rss_peak_mib", {})
     if rss:

@@ -20,6 +20,7 @@ import psutil
 
 from benchmarks import fio as fiolib
 from benchmarks import procs
+from benchmarks.host import CpuWindow
 from benchmarks.jobs import FILE_NAME, FioJob, MetadataJob
 from benchmarks.servers import (REPO_ROOT, GaneshaServer, NfsServer, OursServer, Rpcbind,
                                 ServerError)
@@ -179,15 +180,16 @@ class Runner:
         else:
             argv = fiolib.fio_argv(self.config.fio, job, quick,
                                    directory=str(self.config.workdir / "local"))
-        cpu_before = _server_cpu(server)
+        cpu_before, host = _server_cpu(server), CpuWindow()
         result = procs.run_bounded(argv, fiolib.timeout_for(job, quick))
-        cpu = _cpu_since(server, cpu_before)
+        cpu, steal = _cpu_since(server, cpu_before), host.steal_pct()
         if result.returncode != 0:
             raise fiolib.FioError(f"fio exited with status {result.returncode}: "
                                   f"{result.stderr.strip()[-500:]}")
         parsed = fiolib.parse_fio_output(result.stdout, job, quick, result.stderr)
         figures = parsed.as_dict()
         figures["wall_s"] = result.wall_s
+        _add_steal(figures, steal)
         ios = parsed.iops * parsed.runtime_ms / 1000
         if cpu is not None and ios > 0:
             figures["server_cpu_s"] = cpu
@@ -198,12 +200,13 @@ class Runner:
         if server is None:
             raise ValueError("the metadata job needs an NFS server")
         self.populate_big_dir(job, server)
-        cpu_before = _server_cpu(server)
+        cpu_before, host = _server_cpu(server), CpuWindow()
         result = procs.run_bounded(self._metadata_argv(job, server), METADATA_TIMEOUT_S,
                                    cwd=str(REPO_ROOT))
-        cpu = _cpu_since(server, cpu_before)
+        cpu, steal = _cpu_since(server, cpu_before), host.steal_pct()
         figures = _metadata_json(result)
         figures["wall_s"] = result.wall_s
+        _add_steal(figures, steal)
         if cpu is not None:
             figures["server_cpu_s"] = cpu
         return figures
@@ -242,6 +245,12 @@ def _cpu_since(server: NfsServer | None, before: float | None) -> float | None:
     """The server tree's CPU seconds since `before` (None if either reading failed)."""
     now = _server_cpu(server)
     return None if now is None or before is None else now - before
+
+
+def _add_steal(figures: dict, steal: float | None) -> None:
+    """The host's CPU steal while the client ran (see benchmarks.host), if known."""
+    if steal is not None:
+        figures["host_steal_pct"] = steal
 
 
 def _metadata_json(result: procs.RunResult) -> dict:

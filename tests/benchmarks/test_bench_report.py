@@ -128,3 +128,23 @@ def test_server_cpu_table_in_the_markdown_and_the_readme(tmp_path):
     readme.write_text(f"top\n{README_START}\nold\n{README_END}\n")
     update_readme(readme, doc, "results/x.md", None)
     assert table[2] in readme.read_text()
+
+
+def test_steal_table_shows_each_round_per_server():
+    from benchmarks.report import steal_table
+    runs = [{"server": "ours", "round": 1, "job": "randread",
+             "figures": {"iops": 1.0, "host_steal_pct": 2.4}},
+            {"server": "ganesha", "round": 1, "job": "randread",
+             "figures": {"iops": 1.0, "host_steal_pct": 0.2}},
+            {"server": "ours", "round": 2, "job": "randread",
+             "figures": {"iops": 1.0, "host_steal_pct": 61.0}},
+            {"server": "ganesha", "round": 2, "job": "randread", "error": "timed out"},
+            {"server": "ours", "round": 1, "job": "metadata",
+             "figures": {"meta_ops_s": 1.0, "host_steal_pct": 5.0}}]
+    table = steal_table(runs).splitlines()
+    assert table[0] == "| job | ours | Ganesha |"
+    assert table[2].endswith("| 2 / 61 | 0 |")
+    assert table[3].endswith("| 5 | — |")
+    doc = {**make_doc(), "runs": runs}
+    assert "## Host CPU steal" in render_markdown(doc)
+    assert "## Host CPU steal" not in render_markdown(make_doc())   # older runs had none

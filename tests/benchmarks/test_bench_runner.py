@@ -56,6 +56,7 @@ def test_local_rounds_record_every_job(fake_fio, tmp_path, no_drop_caches):
     write = runs[0]["figures"]
     assert write["io_bytes"] == SEQ_WRITE.quick_size and write["bw_mib_s"] == 100.0
     assert write["wall_s"] > 0
+    assert 0.0 <= write["host_steal_pct"] <= 100.0
     assert "cannot drop the page cache" in runs[1]["skipped"]
     assert runs[2]["figures"]["iops"] == 1000.0
     assert (tmp_path / "work" / "local").is_dir()

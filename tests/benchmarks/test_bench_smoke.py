@@ -55,4 +55,7 @@ def test_quick_run_measures_every_job_on_both_servers(tmp_path):
         if row["job"] == "seqread-cold" and not row["median"]:
             continue
         assert row["median"].get("ours", 0) > 0 and row["median"].get("ganesha", 0) > 0, row
+    measured = [run["figures"] for run in doc["runs"] if "figures" in run]
+    assert measured and all(0.0 <= f["host_steal_pct"] <= 100.0 for f in measured)
+    assert "; device " in doc["machine"]["export_fs"]
     assert list(tmp_path.glob("*-quick.png")) and list(tmp_path.glob("*-quick.md"))
