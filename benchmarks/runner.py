@@ -180,9 +180,7 @@ class Runner:
         else:
             argv = fiolib.fio_argv(self.config.fio, job, quick,
                                    directory=str(self.config.workdir / "local"))
-        cpu_before, host = _server_cpu(server), CpuWindow()
-        result = procs.run_bounded(argv, fiolib.timeout_for(job, quick))
-        cpu, steal = _cpu_since(server, cpu_before), host.steal_pct()
+        result, cpu, steal = _run_measured(server, argv, fiolib.timeout_for(job, quick))
         if result.returncode != 0:
             raise fiolib.FioError(f"fio exited with status {result.returncode}: "
                                   f"{result.stderr.strip()[-500:]}")
@@ -200,10 +198,8 @@ class Runner:
         if server is None:
             raise ValueError("the metadata job needs an NFS server")
         self.populate_big_dir(job, server)
-        cpu_before, host = _server_cpu(server), CpuWindow()
-        result = procs.run_bounded(self._metadata_argv(job, server), METADATA_TIMEOUT_S,
-                                   cwd=str(REPO_ROOT))
-        cpu, steal = _cpu_since(server, cpu_before), host.steal_pct()
+        result, cpu, steal = _run_measured(server, self._metadata_argv(job, server),
+                                           METADATA_TIMEOUT_S, cwd=str(REPO_ROOT))
         figures = _metadata_json(result)
         figures["wall_s"] = result.wall_s
         _add_steal(figures, steal)
@@ -228,6 +224,14 @@ class Runner:
 
     def _record(self, server: str, round_no: int, job: str, **what) -> None:
         self.runs.append({"server": server, "round": round_no, "job": job, **what})
+
+
+def _run_measured(server: NfsServer | None, argv: list[str], timeout_s: float, **kwargs):
+    """(result, server CPU seconds, host steal %) of one bounded client run: the
+    server tree's CPU and the host's steal are read just around the client."""
+    cpu_before, host = _server_cpu(server), CpuWindow()
+    result = procs.run_bounded(argv, timeout_s, **kwargs)
+    return result, _cpu_since(server, cpu_before), host.steal_pct()
 
 
 def _server_cpu(server: NfsServer | None) -> float | None:
