@@ -32,6 +32,7 @@ RESULTS_DIR = HERE / "results"
 QUICK_RESULTS_DIR = RESULTS_DIR / "quick"
 SETUP_SCRIPT = HERE / "setup.sh"
 SETUP_TIMEOUT_S = 1800
+DEFAULT_STEAL_LIMIT_PCT = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ours-option", metavar="XL.KEY=VALUE", action="append", default=[],
         help="pass an option to our server (glusterfs --xlator-option), e.g. "
              "nfs-server.nfs.stage-threads=2; recorded as a non-default setting (repeatable)")
+    add("--steal-limit", type=float, metavar="PCT", default=DEFAULT_STEAL_LIMIT_PCT,
+        help="measure a job again (on a restarted server for metadata) while the host's CPU "
+             f"steal during it was above PCT %% (default {DEFAULT_STEAL_LIMIT_PCT:.0f}; "
+             "not with --quick); 0 turns it off")
+    add("--attempts", type=int, default=3,
+        help="at most this many measurements of one job in one round (default 3)")
     add("--profile", metavar="JOB",
         help="run our server under a profiler for JOB (once) and write the profile")
     add("--profiler", choices=("py-spy", "py-spy-all", "cprofile"), default="py-spy",
@@ -110,6 +117,7 @@ def build_document(config: RunConfig, runner: Runner, started: datetime,
         "schema": 1, "run_id": rid, "mode": "quick" if config.quick else "full",
         "started": started.isoformat(timespec="seconds"), "elapsed_s": round(elapsed_s, 1),
         "rounds": config.rounds, "servers": list(config.servers), "local": config.local,
+        "steal_limit_pct": config.steal_limit_pct, "attempts": config.attempts,
         "jobs": [job.name for job in config.jobs],
         "machine": {**environment.machine_info(),
                     "export_fs": export_file_system(str(config.workdir))},
@@ -134,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     if not servers or any(s not in ("ours", "ganesha") for s in servers):
         parser.error("--servers takes ours and/or ganesha")
+    if not 1 <= args.attempts <= 10:
+        parser.error("--attempts must be between 1 and 10")
+    if not 0 <= args.steal_limit < 100:
+        parser.error("--steal-limit takes a percentage from 0 (off) to below 100")
     bad = [o for o in args.ours_option if not re.fullmatch(r"[^.=\s]+\.[^=\s]+=\S+", o)]
     if bad:
         parser.error(f"--ours-option takes XL.KEY=VALUE, not {bad[0]!r}")
@@ -150,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     config = RunConfig(fio=fio, quick=args.quick, rounds=rounds, jobs=jobs,
                        workdir=args.workdir, servers=servers, local=not args.no_local,
                        ours_options=list(args.ours_option),
-                       log=lambda text: print(text, flush=True))
+                       log=lambda text: print(text, flush=True),
+                       steal_limit_pct=None if args.quick or not args.steal_limit
+                       else args.steal_limit,
+                       attempts=args.attempts)
     started = datetime.now(timezone.utc)
     rid = run_id(args.quick, started)
     t0 = time.monotonic()

@@ -75,13 +75,19 @@ def cpu_table(rows: list[dict]) -> str:
 
 def steal_table(runs: list[dict]) -> str:
     """The host's CPU steal (%) while each job ran, round by round, per server: a
-    round with much steal measured the host's neighbours more than the server."""
+    round with much steal measured the host's neighbours more than the server.
+    Attempts measured again for their steal (see benchmarks.runner) follow the
+    kept one in brackets."""
     by_job: dict[str, dict[str, list[str]]] = {}
     for run in runs:
         steal = (run.get("figures") or {}).get("host_steal_pct")
         if steal is not None:
-            by_job.setdefault(run["job"], {}).setdefault(run["server"], []).append(
-                f"{steal:.0f}")
+            cell = f"{steal:.0f}"
+            aside = [f"{d['host_steal_pct']:.0f}" for d in run.get("disturbed", ())
+                     if d.get("host_steal_pct") is not None]
+            if aside:
+                cell += f" [{', '.join(aside)}]"
+            by_job.setdefault(run["job"], {}).setdefault(run["server"], []).append(cell)
     servers = [s for s in ("ours", "ganesha", "local")
                if any(s in cells for cells in by_job.values())]
     names = {"ours": "ours", "ganesha": "Ganesha", "local": "local (psync)"}
@@ -92,6 +98,18 @@ def steal_table(runs: list[dict]) -> str:
         lines.append(f"| {title} | " + " | ".join(" / ".join(cells.get(s, [DASH]))
                                                   for s in servers) + " |")
     return "\n".join(lines)
+
+
+def steal_rule(doc: dict) -> str:
+    """What the run did about steal, in a sentence (runs before the rule: nothing)."""
+    limit = doc.get("steal_limit_pct")
+    if limit is None:
+        return ""
+    again = sum(len(run.get("disturbed", ())) for run in doc.get("runs", []))
+    return (f"A job measured while the steal passed {limit:.0f} % was measured again (at most "
+            f"{doc.get('attempts')} times; the metadata job on a restarted server) and the "
+            f"least disturbed attempt kept; the others are in brackets. Measured again: "
+            f"{again} time(s) in this run.")
 
 
 def _has_steal(doc: dict) -> bool:
@@ -141,6 +159,9 @@ def render_markdown(doc: dict, chart_name: str | None = None) -> str:
                   "Percent of all CPU time the hypervisor gave to other guests while each "
                   "job ran, rounds in order (see benchmarks/host.py).", "",
                   steal_table(doc["runs"]), ""]
+        rule = steal_rule(doc)
+        if rule:
+            parts += [rule, ""]
     parts += ["## Targets", "", targets_table(doc["targets"]), ""]
     rss = doc.get("rss_peak_mib", {})
     if rss:

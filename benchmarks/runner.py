@@ -4,6 +4,14 @@ Within a round a server is started, runs every job, and is stopped before the ne
 starts (both need port 2049). Each fio or metadata client runs as a separate,
 time-bounded process; a failure is recorded against that (server, job, round) and
 the run goes on. Every process started here is stopped by pid in a `finally`.
+
+A job measured while the hypervisor took more than `steal_limit_pct` of the host's
+CPU (see benchmarks.host) is measured again, up to `attempts` times, and the least
+disturbed attempt is kept: on these shared machines 20 % steal has cost a random job
+40 % of its IOPS, so one busy minute decided a median.  The rule is the same for
+every server and does not look at the figures, only at the steal; the attempts put
+aside stay in the record (`disturbed`).  A metadata job is measured again on a
+restarted server, so that its `ls -l` is again the first listing of the server's life.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 METADATA_TIMEOUT_S = 900       # 10 000 x 3 calls at a slow 50 calls/s still fit
 POPULATE_TIMEOUT_S = 1800
 REMOVE_TIMEOUT_S = 120
+RETRY_BUDGET = 20              # measurements repeated for steal, per run in all (bounds time)
 
 
 @dataclass
@@ -42,6 +51,8 @@ class RunConfig:
     local: bool = True
     ours_options: list[str] = field(default_factory=list)    # --xlator-option XL.KEY=VALUE
     log: object = field(default=print)
+    steal_limit_pct: float | None = None    # measure again above this host steal (None: never)
+    attempts: int = 3                       # measurements of one job in one round, at most
 
 
 def drop_page_cache() -> str | None:
@@ -75,6 +86,8 @@ class Runner:
         self.server_logs: dict[str, str] = {}
         self.populate: dict[str, dict] = {}
         self.active: NfsServer | None = None
+        self.sampler: procs.RssSampler | None = None     # the active server's
+        self.retries_left = RETRY_BUDGET
 
     # --- public ------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -118,7 +131,11 @@ class Runner:
         self.server_logs[name] = str(server.log_path)
         try:
             with procs.RssSampler(server.pid) as sampler:
+                self.sampler = sampler
                 for job in self.config.jobs:
+                    if server.proc is None:
+                        self._record(name, round_no, job.name, error="server did not restart")
+                        continue
                     if server.proc.poll() is not None:
                         self._record(name, round_no, job.name,
                                      error=f"server exited with status {server.proc.returncode}")
@@ -129,6 +146,7 @@ class Runner:
         finally:
             server.stop()
             self.active = None
+            self.sampler = None
 
     def _local_round(self, round_no: int) -> None:
         tag = f"[round {round_no}/{self.config.rounds}] local"
@@ -138,6 +156,50 @@ class Runner:
 
     # --- jobs ------------------------------------------------------------------
     def run_job(self, tag: str, name: str, round_no: int, job, server: NfsServer | None) -> None:
+        """Measure `job` (again while the host's steal was above the limit) and record
+        the least disturbed attempt, with the others under `disturbed`."""
+        attempts: list[dict] = []
+        while True:
+            outcome = self._attempt(tag, job, server)
+            if "figures" not in outcome:        # failed or skipped
+                if not attempts:
+                    self._record(name, round_no, job.name, **outcome)
+                    return
+                self.log(f"{tag}: {job.name}: keeping the earlier measurement")
+                break
+            figures = outcome["figures"]
+            attempts.append(figures)
+            steal = figures.get("host_steal_pct")
+            if not self._measure_again(steal, len(attempts)):
+                break
+            self.retries_left -= 1
+            self.log(f"{tag}: {job.name}: the host's CPU steal was {steal:.0f} % (limit "
+                     f"{self.config.steal_limit_pct:.0f} %): measuring again")
+            if isinstance(job, MetadataJob) and server is not None:
+                try:
+                    self._restart(server)
+                except Exception as err:    # as at a round's start: recorded, the run goes on
+                    self.log(f"{tag}: {job.name}: the server did not restart: {err}")
+                    break
+        kept = min(attempts, key=lambda f: f.get("host_steal_pct") or 0.0)
+        record = {"figures": kept}
+        if len(attempts) > 1:
+            record["disturbed"] = [f for f in attempts if f is not kept]
+        self._record(name, round_no, job.name, **record)
+
+    def _measure_again(self, steal: float | None, attempts: int) -> bool:
+        limit = self.config.steal_limit_pct
+        return (limit is not None and steal is not None and steal > limit
+                and attempts < self.config.attempts and self.retries_left > 0)
+
+    def _restart(self, server: NfsServer) -> None:
+        server.stop()
+        server.start()
+        if self.sampler is not None:
+            self.sampler.pid = server.pid     # peaks are kept per pid: both lives count
+
+    def _attempt(self, tag: str, job, server: NfsServer | None) -> dict:
+        """One measurement of `job`: {"figures": ...}, {"error": ...} or {"skipped": ...}."""
         # Write back what earlier jobs left dirty (the local psync write has no fsync), so
         # that no job runs beside the kernel flushing another's gigabyte.
         os.sync()
@@ -149,15 +211,13 @@ class Runner:
                 skipped = self._prepare_fio(job, server)
                 if skipped:
                     self.log(f"{tag}: {job.name}: skipped: {skipped}")
-                    self._record(name, round_no, job.name, skipped=skipped)
-                    return
+                    return {"skipped": skipped}
                 figures = self._fio(job, server)
         except (fiolib.FioError, procs.RunTimeout, RuntimeError, OSError, ValueError) as err:
             self.log(f"{tag}: {job.name}: FAILED: {err}")
-            self._record(name, round_no, job.name, error=str(err))
-            return
+            return {"error": str(err)}
         self.log(f"{tag}: {job.name}: {describe(figures)} ({time.monotonic() - started:.1f} s)")
-        self._record(name, round_no, job.name, figures=figures)
+        return {"figures": figures}
 
     def _prepare_fio(self, job: FioJob, server: NfsServer | None) -> str | None:
         if job.fresh_file:

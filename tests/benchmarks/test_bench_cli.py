@@ -12,6 +12,10 @@ from benchmarks.cli import main
     (["--profiler", "perf"], "invalid choice"),
     (["--ours-option", "stage-threads=2"], "XL.KEY=VALUE"),
     (["--ours-option", "nfs-server.nfs.stage-threads"], "XL.KEY=VALUE"),
+    (["--attempts", "0"], "--attempts"),
+    (["--steal-limit", "-5"], "--steal-limit"),
+    (["--steal-limit", "100"], "--steal-limit"),
+    (["--steal-limit", "lots"], "invalid float"),
 ])
 def test_bad_arguments_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

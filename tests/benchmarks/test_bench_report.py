@@ -148,3 +148,18 @@ def test_steal_table_shows_each_round_per_server():
     doc = {**make_doc(), "runs": runs}
     assert "## Host CPU steal" in render_markdown(doc)
     assert "## Host CPU steal" not in render_markdown(make_doc())   # older runs had none
+
+
+def test_steal_table_and_rule_show_the_attempts_measured_again():
+    from benchmarks.report import steal_rule, steal_table
+    runs = [{"server": "ours", "round": 1, "job": "randread",
+             "figures": {"iops": 1.0, "host_steal_pct": 3.2},
+             "disturbed": [{"iops": 0.5, "host_steal_pct": 41.0},
+                           {"iops": 0.7, "host_steal_pct": 12.6}]},
+            {"server": "ours", "round": 2, "job": "randread",
+             "figures": {"iops": 1.0, "host_steal_pct": 1.0}}]
+    assert steal_table(runs).splitlines()[2].endswith("| 3 [41, 13] / 1 |")
+    doc = {**make_doc(), "runs": runs, "steal_limit_pct": 10.0, "attempts": 3}
+    assert "passed 10 %" in steal_rule(doc) and "again: 2 time(s)" in steal_rule(doc)
+    assert steal_rule(doc) in render_markdown(doc)
+    assert steal_rule(make_doc()) == ""     # runs without the rule say nothing of it

@@ -95,3 +95,128 @@ def test_run_id_and_describe():
     assert run_id(False, when) == "20260102T030405Z-full"
     assert describe({"bw_mib_s": 10.0, "iops": 10.0}) == "10 MiB/s, 10 IOPS"
     assert "ls -l of 5 entries" in describe({"meta_ops_s": 1.0, "ls_entries": 5, "ls_s": 0.1})
+
+
+class _StealSequence:
+    """Stands in for host.CpuWindow: each window reports the next steal figure."""
+
+    def __init__(self, figures):
+        self.figures = list(figures)
+        self.opened = 0
+
+    def __call__(self):
+        self.opened += 1
+        figure = self.figures.pop(0)
+        return type("Window", (), {"steal_pct": lambda _self: figure})()
+
+
+def steal_config(fio, tmp_path, limit=10.0, attempts=3, jobs=(RAND_READ,)):
+    return RunConfig(fio=fio, quick=True, rounds=1, jobs=list(jobs), workdir=tmp_path / "work",
+                     servers=(), local=True, log=lambda _t: None, steal_limit_pct=limit,
+                     attempts=attempts)
+
+
+def test_a_disturbed_job_is_measured_again_and_the_least_disturbed_kept(
+        fake_fio, tmp_path, monkeypatch):
+    steal = _StealSequence([35.0, 4.0])
+    monkeypatch.setattr(runner_mod, "CpuWindow", steal)
+    runs = Runner(steal_config(fake_fio, tmp_path)).run()
+    assert steal.opened == 2
+    assert len(runs) == 1
+    assert runs[0]["figures"]["host_steal_pct"] == 4.0
+    assert [d["host_steal_pct"] for d in runs[0]["disturbed"]] == [35.0]
+
+
+def test_attempts_stop_at_the_cap_and_keep_the_least_steal(fake_fio, tmp_path, monkeypatch):
+    steal = _StealSequence([30.0, 12.0, 50.0])
+    monkeypatch.setattr(runner_mod, "CpuWindow", steal)
+    runs = Runner(steal_config(fake_fio, tmp_path, attempts=3)).run()
+    assert steal.opened == 3        # the third is still above the limit: no fourth
+    assert runs[0]["figures"]["host_steal_pct"] == 12.0
+    assert sorted(d["host_steal_pct"] for d in runs[0]["disturbed"]) == [30.0, 50.0]
+
+
+def test_no_limit_or_a_spent_budget_measures_once(fake_fio, tmp_path, monkeypatch):
+    steal = _StealSequence([90.0])
+    monkeypatch.setattr(runner_mod, "CpuWindow", steal)
+    runs = Runner(steal_config(fake_fio, tmp_path, limit=None)).run()
+    assert steal.opened == 1 and "disturbed" not in runs[0]
+    steal = _StealSequence([90.0])
+    monkeypatch.setattr(runner_mod, "CpuWindow", steal)
+    runner = Runner(steal_config(fake_fio, tmp_path))
+    runner.retries_left = 0
+    assert "disturbed" not in runner.run()[0] and steal.opened == 1
+
+
+def test_a_failed_attempt_after_a_disturbed_one_keeps_the_first(
+        fake_fio, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner_mod, "CpuWindow", _StealSequence([40.0, 1.0]))
+    runner = Runner(steal_config(fake_fio, tmp_path))
+    real_fio = runner._fio
+    calls = []
+
+    def fio_failing_the_second_time(job, server):
+        calls.append(job.name)
+        if len(calls) == 2:
+            raise runner_mod.fiolib.FioError("fio exited with status 1")
+        return real_fio(job, server)
+
+    runner._fio = fio_failing_the_second_time
+    runs = runner.run()
+    assert calls == ["randread", "randread"]
+    assert runs[0]["figures"]["host_steal_pct"] == 40.0 and "error" not in runs[0]
+
+
+class _FakeServer:
+    name = "ours"
+
+    def __init__(self):
+        self.starts = 0
+        self.proc = object()
+
+    @property
+    def pid(self):
+        return 1000 + self.starts
+
+    def stop(self):
+        self.proc = None
+
+    def start(self):
+        self.starts += 1
+        self.proc = object()
+
+
+def test_a_disturbed_metadata_job_is_measured_again_on_a_restarted_server(tmp_path):
+    from benchmarks.jobs import METADATA
+    runner = Runner(steal_config("fio", tmp_path, jobs=(METADATA,)))
+    server = _FakeServer()
+    runner.sampler = type("Sampler", (), {"pid": server.pid})()
+    seen = []
+
+    def metadata(job, srv):
+        seen.append(srv.starts)
+        return {"meta_ops_s": 1.0, "ls_entries": 5, "ls_s": 0.1,
+                "host_steal_pct": 25.0 if len(seen) == 1 else 3.0}
+
+    runner._metadata = metadata
+    runner.run_job("[t]", "ours", 1, METADATA, server)
+    assert seen == [0, 1]           # the second listing is the restarted server's first
+    assert runner.sampler.pid == 1001
+    assert runner.runs[0]["figures"]["host_steal_pct"] == 3.0
+    assert runner.retries_left == runner_mod.RETRY_BUDGET - 1
+
+
+def test_a_restart_that_fails_keeps_the_measurement_and_ends_the_attempts(tmp_path):
+    from benchmarks.jobs import METADATA
+    runner = Runner(steal_config("fio", tmp_path, jobs=(METADATA,)))
+    server = _FakeServer()
+
+    def refuse():
+        raise runner_mod.ServerError("port 2049 on 127.0.0.1 is taken")
+
+    server.start = refuse
+    runner._metadata = lambda job, srv: {"meta_ops_s": 1.0, "ls_entries": 5, "ls_s": 0.1,
+                                         "host_steal_pct": 60.0}
+    runner.run_job("[t]", "ours", 1, METADATA, server)
+    assert runner.runs[0]["figures"]["host_steal_pct"] == 60.0
+    assert server.proc is None      # _server_round then records the later jobs as failed
