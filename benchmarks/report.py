@@ -106,7 +106,7 @@ def steal_rule(doc: dict) -> str:
     if limit is None:
         return ""
     again = sum(len(run.get("disturbed", ())) for run in doc.get("runs", []))
-    return (f"A job measured while the steal passed {limit:.0f} % was measured again (at most "
+    return (f"A job measured while the steal passed {limit:g} % was measured again (at most "
             f"{doc.get('attempts')} times; the metadata job on a restarted server) and the "
             f"least disturbed attempt kept; the others are in brackets. Measured again: "
             f"{again} time(s) in this run.")

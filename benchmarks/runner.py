@@ -175,7 +175,7 @@ class Runner:
                 break
             self.retries_left -= 1
             self.log(f"{tag}: {job.name}: the host's CPU steal was {steal:.0f} % (limit "
-                     f"{self.config.steal_limit_pct:.0f} %): measuring again")
+                     f"{self.config.steal_limit_pct:g} %): measuring again")
             if isinstance(job, MetadataJob) and server is not None:
                 try:
                     self._restart(server)
