@@ -5,13 +5,15 @@
     python -m benchmarks --profile JOB   our server under py-spy (or cProfile) for one job
 
 Exit status: 0 when every run produced a figure, 1 when any failed (the results are
-written either way), 2 for bad arguments, 130 on Ctrl-C (after stopping everything).
+written either way), 2 for bad arguments, 130 on Ctrl-C and 143 on SIGTERM (after
+stopping everything either way).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -68,6 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="py-spy: threads holding the GIL (CPU); py-spy-all: every busy thread (also "
              "blocking calls like fsync); cprofile: deterministic, one process, slow")
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt.
+
+    Why: the harness is often started in the background (`nohup ... &`), where
+    SIGINT is ignored, and stopped with `kill`.  Its servers and rpcbind run in
+    sessions of their own, so a plain SIGTERM ended the harness and left them
+    holding port 2049.  Raised instead, it unwinds through the same `finally`
+    blocks as Ctrl-C, which stop every process the run started by pid.  A
+    KeyboardInterrupt, so no job's `except Exception` records it as a failure
+    and goes on."""
+
+
+def _terminated(signum, frame):
+    # a second SIGTERM must not cut short the cleanup the first one started
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 def ensure_setup(skip: bool) -> str:
@@ -130,6 +150,18 @@ def build_document(config: RunConfig, runner: Runner, started: datetime,
 
 
 def main(argv: list[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as stop:     # every process started was stopped on the way out
+        how, status = ("SIGTERM", 143) if isinstance(stop, Terminated) else ("Ctrl-C", 130)
+        print(f"stopped by {how}: servers stopped, no results written", file=sys.stderr)
+        return status
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -153,12 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         from benchmarks.profiling import run_profile
         out_dir = args.results_dir or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
-        try:
-            return run_profile(args.profile, args.profiler, fio, args.quick, args.workdir,
-                               out_dir, args.ours_option)
-        except KeyboardInterrupt:
-            print("interrupted: servers stopped", file=sys.stderr)
-            return 130
+        return run_profile(args.profile, args.profiler, fio, args.quick, args.workdir,
+                           out_dir, args.ours_option)
     config = RunConfig(fio=fio, quick=args.quick, rounds=rounds, jobs=jobs,
                        workdir=args.workdir, servers=servers, local=not args.no_local,
                        ours_options=list(args.ours_option),
@@ -170,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     rid = run_id(args.quick, started)
     t0 = time.monotonic()
     runner = Runner(config)
-    try:
-        runner.run()
-    except KeyboardInterrupt:
-        print("interrupted: servers stopped, no results written", file=sys.stderr)
-        return 130
+    runner.run()
     doc = build_document(config, runner, started, time.monotonic() - t0,
                          fiolib.fio_version(fio), rid)
     return write_all(doc, args, config)

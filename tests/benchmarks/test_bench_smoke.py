@@ -11,10 +11,13 @@ import errno
 import json
 import os
 import socket
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +62,45 @@ def test_quick_run_measures_every_job_on_both_servers(tmp_path):
     assert measured and all(0.0 <= f["host_steal_pct"] <= 100.0 for f in measured)
     assert "; device " in doc["machine"]["export_fs"]
     assert list(tmp_path.glob("*-quick.png")) and list(tmp_path.glob("*-quick.md"))
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_stops_the_servers_it_started(tmp_path):
+    """`kill <harness>` (how a background run is stopped) leaves nothing running."""
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", "--quick", "--jobs", "randread", "--servers",
+         "ours", "--no-local", "--results-dir", str(tmp_path), "--workdir",
+         str(tmp_path / "work")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and harness.poll() is None:
+            for proc in psutil.Process(harness.pid).children(recursive=True):
+                seen.setdefault(proc.pid, proc)
+            servers = [p for p in seen.values() if _is_our_server(p)]
+            if servers and _nfs_port_taken():
+                break
+            time.sleep(0.1)
+        assert harness.poll() is None, "the harness ended before our server was up"
+        time.sleep(1.0)                     # into the job: fio is running against it
+        for proc in psutil.Process(harness.pid).children(recursive=True):
+            seen.setdefault(proc.pid, proc)
+        harness.send_signal(signal.SIGTERM)
+        out, err = harness.communicate(timeout=120)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+    assert harness.returncode == 143, out[-2000:] + err[-2000:]
+    assert "stopped by SIGTERM" in err
+    left = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, [(p.pid, p.cmdline()) for p in left]
+    assert not _nfs_port_taken()
+    assert not list(tmp_path.glob("*-quick.json"))      # an interrupted run writes nothing
+
+
+def _is_our_server(proc: psutil.Process) -> bool:
+    try:
+        return proc.cmdline()[0].startswith("glusterfs: master")     # its process title
+    except psutil.Error:
+        return False
