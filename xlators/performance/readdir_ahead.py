@@ -53,7 +53,9 @@ from glusterfsd.xlator import Xlator, register
 
 MAX_AGE = 1.0           # seconds a batch made ahead stays usable (see the module doc)
 MAX_HELD = 64           # listings followed at once
-_COUNTS = ("made", "used", "leftovers", "stale", "failed", "missed", "not_made")
+# made: batches made ahead and kept; dropped: made, but the listing had moved on (or been
+# forgotten) by the time the batch was ready, so the work was for nothing
+_COUNTS = ("made", "used", "leftovers", "stale", "failed", "missed", "not_made", "dropped")
 
 
 class _Batch:
@@ -213,10 +215,11 @@ class ReaddirAhead(Xlator):
             self.log.debug("batch after cookie %d not made ahead: %s", cookie, err)
             return
         with self._lock:
-            if self._listings.get(key) is listing and listing.ahead is None:
+            kept = self._listings.get(key) is listing and listing.ahead is None
+            if kept:
                 listing.ahead = _Batch(entries, eof, gen, time.monotonic(), size)
                 self._held += size
-        self.counts["made"] += 1
+        self.counts["made" if kept else "dropped"] += 1
 
     # --- changes ----------------------------------------------------------------------
 

@@ -271,3 +271,26 @@ def test_volfile_takes_it_and_names_a_bad_option(tmp_path):
         f"{tmp_path}\nend-volume\nvolume rda")
     with pytest.raises(VolfileError, match="takes exactly 1 subvolume"):
         Graph.construct(parse_text(two, "r.vol"), [])
+
+
+def test_a_batch_ready_after_its_listing_moved_on_is_counted_dropped(stack):
+    """A batch made ahead whose listing was forgotten while the storage read it
+    is not kept, and the statedump says so (not `made`)."""
+    rda, store, gfid = stack
+    real = store.readdirp
+    reads = []
+
+    def readdirp_then_forget(caller, fd, cookie, size):
+        reads.append(cookie)
+        got = real(caller, fd, cookie, size)
+        if len(reads) == 2:              # the read made ahead, after the first call's
+            rda.fini()                   # every listing forgotten meanwhile
+        return got
+    store.readdirp = readdirp_then_forget
+    pending = serving_thread()
+    entries, eof = one_call(rda, ROOT, gfid, 0)
+    after_reply.run(pending)
+    assert not eof and len(reads) == 2
+    counts = rda.dump_private()
+    assert counts["dropped"] == 1 and counts["made"] == 0, counts
+    assert counts["held_bytes"] == 0
