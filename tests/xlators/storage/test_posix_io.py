@@ -59,6 +59,47 @@ def test_write_stable_modes(store, monkeypatch):
     store.release(fd)
 
 
+def test_a_long_write_goes_in_pieces_and_lands_whole(store, monkeypatch):
+    """A WRITE longer than WRITE_PIECE is several pwrites (see posix_io._pwrite_all),
+    at an unaligned offset too, and every byte lands where it was sent."""
+    f = new_file(store)
+    sizes = []
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(posix_io.os, "pwrite",
+                        lambda fd, data, at: (sizes.append(len(data)), real_pwrite(fd, data, at))[1])
+    piece = posix_io.WRITE_PIECE
+    data = os.urandom(2 * piece + 1000)
+    fd = store.open(ROOT, f.gfid, os.O_RDWR)
+    count, pre, post = store.write(ROOT, fd, 777, data, 0)
+    assert count == len(data) and pre.size == 0 and post.size == 777 + len(data)
+    assert sizes == [piece, piece, 1000]
+    assert store.read(ROOT, fd, 777, len(data))[0] == data
+    assert store.read(ROOT, fd, 0, 777)[0] == b"\0" * 777
+    store.release(fd)
+
+
+def test_a_piece_that_fails_after_others_landed_is_a_short_write(store, monkeypatch):
+    """ENOSPC on the second piece: the first is reported written (as write(2) does),
+    so the client resends the rest and meets the error then; on the first piece
+    the error itself is raised."""
+    f = new_file(store)
+    real_pwrite = os.pwrite
+    calls = []
+
+    def full_after_one(fd, data, at):
+        calls.append(at)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, at)
+    monkeypatch.setattr(posix_io.os, "pwrite", full_after_one)
+    piece = posix_io.WRITE_PIECE
+    fd = store.open(ROOT, f.gfid, os.O_RDWR)
+    count, _, post = store.write(ROOT, fd, 0, b"x" * (piece + 10), 0)
+    assert count == piece and post.size == piece
+    assert errno_of(store.write, ROOT, fd, piece, b"y" * 10, 0) == errno.ENOSPC
+    store.release(fd)
+
+
 def test_read_write_errors(store):
     f = new_file(store, data=b"abc")
     ro = store.open(ROOT, f.gfid, os.O_RDONLY)
